@@ -1,0 +1,5 @@
+module.exports = {
+  displayName: 'gateway-config',
+  preset: '../../../jest.preset.js',
+  coverageDirectory: '../../../coverage/libs/gateway/config',
+};

@@ -1,0 +1,207 @@
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+export const DEFAULT_SERVICE_PORT = 3000;
+export const DEFAULT_HOST = '0.0.0.0';
+export const DEFAULT_CORS_ORIGIN = '*';
+export const DEFAULT_PROXY_TIMEOUT_MS = 30_000;
+export const DEFAULT_RATE_LIMIT_MAX = 1000;
+export const DEFAULT_RATE_LIMIT_WINDOW_MS = 60_000;
+export const DEFAULT_LOG_LEVEL = 'info';
+export const DEFAULT_METRICS_PORT = 9464;
+export const DEFAULT_SHUTDOWN_DELAY_MS = 0;
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 30_000;
+export const DEFAULT_HEALTH_CHECK_INTERVAL_MS = 10_000;
+export const DEFAULT_HEALTH_CHECK_TIMEOUT_MS = 2_000;
+
+/** The seven platform services, their public prefix and their default upstream. */
+export const KNOWN_SERVICES = {
+  auth: { prefix: '/api/auth', env: 'AUTH_SERVICE_URL', url: 'http://auth-service:3001' },
+  tenant: { prefix: '/api/tenants', env: 'TENANT_SERVICE_URL', url: 'http://tenant-service:3002' },
+  admin: { prefix: '/api/users', env: 'ADMIN_SERVICE_URL', url: 'http://admin-service:3003' },
+  file: { prefix: '/api/files', env: 'FILE_SERVICE_URL', url: 'http://file-service:3004' },
+  kira: { prefix: '/api/kira', env: 'KIRA_SERVICE_URL', url: 'http://kira-service:3010' },
+  vera: { prefix: '/api/vera', env: 'VERA_SERVICE_URL', url: 'http://vera-service:3011' },
+  cleverscreen: {
+    prefix: '/api/cleverscreen',
+    env: 'CLEVERSCREEN_SERVICE_URL',
+    url: 'http://cleverscreen-service:3012',
+  },
+} as const;
+
+export type KnownService = keyof typeof KNOWN_SERVICES;
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const integer = (min: number, max: number, fallback: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, `must be a whole number from ${min} to ${max}`)
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, `must be a whole number from ${min} to ${max}`)
+    .default(fallback);
+
+/** Parses one upstream URL: http or https, with a host, and nothing a proxy cannot honour. */
+export function parseUpstreamUrl(raw: string): URL | string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return 'must be an absolute http:// or https:// URL';
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    return 'must use http:// or https://';
+  }
+  if (url.username || url.password) return 'must not carry credentials';
+  if (url.search || url.hash) return 'must not have a query or fragment';
+  return url;
+}
+
+const upstreamList = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((value, ctx) => {
+      const urls: URL[] = [];
+      for (const part of value.split(',')) {
+        const parsed = parseUpstreamUrl(part.trim());
+        if (typeof parsed === 'string') {
+          ctx.addIssue({ code: 'custom', message: `"${part.trim()}" ${parsed}` });
+          return z.NEVER;
+        }
+        urls.push(parsed);
+      }
+      return urls;
+    });
+
+function parseOrigin(raw: string): string | undefined {
+  try {
+    const url = new URL(raw);
+    // An origin is scheme://host[:port] and nothing more: a path, query or credential is a typo.
+    if (url.origin === 'null' || raw.replace(/\/$/, '') !== url.origin) return undefined;
+    return url.origin;
+  } catch {
+    return undefined;
+  }
+}
+
+const corsOrigin = z
+  .string()
+  .trim()
+  .default(DEFAULT_CORS_ORIGIN)
+  .transform((value, ctx): '*' | string[] => {
+    if (value === '*') return '*';
+    const origins: string[] = [];
+    for (const part of value.split(',')) {
+      const origin = parseOrigin(part.trim());
+      if (!origin) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `"${part.trim()}" is not an origin: use * or a comma-separated list of scheme://host[:port]`,
+        });
+        return z.NEVER;
+      }
+      origins.push(origin);
+    }
+    return origins;
+  });
+
+const CIDR = /^(.+)\/(\d{1,3})$/;
+const TRUST_PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+function isTrustedAddressSpec(spec: string): boolean {
+  if (TRUST_PROXY_NAMES.has(spec) || isIP(spec)) return true;
+  const cidr = CIDR.exec(spec);
+  if (!cidr) return false;
+  const family = isIP(cidr[1]);
+  const bits = Number(cidr[2]);
+  return family !== 0 && bits <= (family === 4 ? 32 : 128);
+}
+
+/** Express `trust proxy` values: false, true, a hop count, or a list of addresses and CIDRs. */
+export type TrustProxy = boolean | number | string[];
+
+const trustProxy = z
+  .string()
+  .trim()
+  .default('false')
+  .transform((value, ctx): TrustProxy => {
+    if (value === 'false') return false;
+    if (value === 'true') return true;
+    if (/^\d+$/.test(value)) return Number(value);
+    const specs = value.split(',').map((s) => s.trim());
+    const bad = specs.find((spec) => !isTrustedAddressSpec(spec));
+    if (bad !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${bad}" is not false, true, a hop count, an IP address, a CIDR or one of loopback, linklocal, uniquelocal`,
+      });
+      return z.NEVER;
+    }
+    return specs;
+  });
+
+const workers = z
+  .string()
+  .trim()
+  .default('1')
+  .transform((value, ctx): number | 'auto' => {
+    if (value === 'auto') return 'auto';
+    if (/^\d+$/.test(value) && Number(value) >= 1 && Number(value) <= 256) return Number(value);
+    ctx.addIssue({ code: 'custom', message: 'must be auto or a whole number from 1 to 256' });
+    return z.NEVER;
+  });
+
+const redisUrl = z
+  .string()
+  .trim()
+  .optional()
+  .transform((value, ctx) => {
+    if (!value) return undefined;
+    try {
+      const url = new URL(value);
+      if (url.protocol === 'redis:' || url.protocol === 'rediss:') return url.href;
+    } catch {
+      // reported below
+    }
+    ctx.addIssue({ code: 'custom', message: 'must be a redis:// or rediss:// URL' });
+    return z.NEVER;
+  });
+
+const serviceUrls = Object.fromEntries(
+  Object.values(KNOWN_SERVICES).map((s) => [s.env, upstreamList(s.url)]),
+) as { [K in (typeof KNOWN_SERVICES)[KnownService]['env']]: ReturnType<typeof upstreamList> };
+
+/**
+ * The gateway's environment: one schema, the one source of both validation and the type.
+ * Every key is an environment variable; CONTRACT.md "Environment" lists their meaning.
+ */
+export const envSchema = z.object({
+  SERVICE_PORT: integer(0, 65535, DEFAULT_SERVICE_PORT),
+  HOST: z.string().trim().min(1, 'must not be empty').default(DEFAULT_HOST),
+  CORS_ORIGIN: corsOrigin,
+  ...serviceUrls,
+  PROXY_TIMEOUT_MS: integer(1, 3_600_000, DEFAULT_PROXY_TIMEOUT_MS),
+  RATE_LIMIT_MAX: integer(0, 1_000_000_000, DEFAULT_RATE_LIMIT_MAX),
+  RATE_LIMIT_WINDOW_MS: integer(1, 86_400_000, DEFAULT_RATE_LIMIT_WINDOW_MS),
+  REDIS_URL: redisUrl,
+  TRUST_PROXY: trustProxy,
+  GATEWAY_ROUTES_FILE: z
+    .string()
+    .trim()
+    .optional()
+    .transform((v) => v || undefined),
+  LOG_LEVEL: z
+    .enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(', ')}` })
+    .default(DEFAULT_LOG_LEVEL),
+  METRICS_PORT: integer(0, 65535, DEFAULT_METRICS_PORT),
+  GATEWAY_WORKERS: workers,
+  SHUTDOWN_DELAY_MS: integer(0, 3_600_000, DEFAULT_SHUTDOWN_DELAY_MS),
+  SHUTDOWN_TIMEOUT_MS: integer(0, 3_600_000, DEFAULT_SHUTDOWN_TIMEOUT_MS),
+  HEALTH_CHECK_INTERVAL_MS: integer(100, 3_600_000, DEFAULT_HEALTH_CHECK_INTERVAL_MS),
+  HEALTH_CHECK_TIMEOUT_MS: integer(1, 600_000, DEFAULT_HEALTH_CHECK_TIMEOUT_MS),
+});
+
+export type GatewayEnv = z.output<typeof envSchema>;
+export type LogLevel = GatewayEnv['LOG_LEVEL'];

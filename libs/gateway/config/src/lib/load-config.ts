@@ -1,0 +1,128 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { extname, resolve } from 'node:path';
+import { parseEnv } from 'node:util';
+import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
+import { envSchema, type GatewayEnv, KNOWN_SERVICES, type KnownService } from './env.schema';
+import { type GatewayRoute, type RouteEntry, routeFileSchema } from './route.schema';
+
+export type GatewayConfig = GatewayEnv & { routes: GatewayRoute[] };
+
+/** A configuration that must not start: its message is the one line an operator reads. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+/**
+ * Reads the process environment, with a `.env` file from `cwd` underneath it: a variable
+ * set in the real environment always wins over the file.
+ */
+export function readEnvironment(cwd = process.cwd(), env: Env = process.env): Env {
+  const file = resolve(cwd, '.env');
+  if (!existsSync(file)) return env;
+  return { ...parseEnv(readFileSync(file, 'utf8')), ...env };
+}
+
+function describeValue(value: unknown): string {
+  return value === undefined ? '(unset)' : JSON.stringify(value);
+}
+
+function envIssue(issue: z.core.$ZodIssue, env: Env): string {
+  const name = String(issue.path[0]);
+  return `Invalid configuration: ${name}=${describeValue(env[name])} ${issue.message}`;
+}
+
+function routeIssue(issue: z.core.$ZodIssue, file: string, document: unknown): string {
+  const [, index, key] = issue.path;
+  let where = issue.path.length === 0 ? '' : ` ${issue.path.join('.')}`;
+  if (typeof index === 'number') {
+    const route = (document as { routes: unknown[] }).routes[index] as
+      Record<string, unknown> | undefined;
+    const name = typeof route?.prefix === 'string' ? ` (prefix ${route.prefix})` : '';
+    where = ` routes[${index}]${name}${key === undefined ? '' : ` key "${String(key)}"`}`;
+  }
+  const detail =
+    issue.code === 'unrecognized_keys'
+      ? `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`
+      : issue.message;
+  return `Invalid configuration: GATEWAY_ROUTES_FILE=${file}${where}: ${detail}`;
+}
+
+function readRouteDocument(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(
+      `Invalid configuration: GATEWAY_ROUTES_FILE=${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
+  }
+  try {
+    return extname(file).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(
+      `Invalid configuration: GATEWAY_ROUTES_FILE=${file} is not valid ${extname(file) === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`,
+    );
+  }
+}
+
+/** The built-in table: the seven platform services on their contract prefixes. */
+export function builtInRoutes(): RouteEntry[] {
+  return Object.entries(KNOWN_SERVICES).map(([service, { prefix }]) => ({
+    prefix,
+    service,
+    stripPrefix: false,
+    websocket: true,
+  }));
+}
+
+function resolveRoutes(entries: RouteEntry[], env: GatewayEnv, source: string): GatewayRoute[] {
+  const prefixes = new Set<string>();
+  const serviceTargets = new Map<string, string>();
+  return entries.map((entry, index) => {
+    const where = `Invalid configuration: ${source} routes[${index}] (prefix ${entry.prefix})`;
+    if (prefixes.has(entry.prefix)) throw new ConfigError(`${where}: prefix is listed twice`);
+    prefixes.add(entry.prefix);
+    const known = KNOWN_SERVICES[entry.service as KnownService] as
+      (typeof KNOWN_SERVICES)[KnownService] | undefined;
+    const targets = entry.targets ?? (known ? env[known.env] : undefined);
+    if (!targets) {
+      throw new ConfigError(
+        `${where} key "targets": is required for service "${entry.service}", which is not one of ${Object.keys(KNOWN_SERVICES).join(', ')}`,
+      );
+    }
+    // /health/<service> proxies to one service, so a service must mean one set of upstreams.
+    const signature = targets.map((t) => t.href).join(',');
+    const seen = serviceTargets.get(entry.service);
+    if (seen !== undefined && seen !== signature) {
+      throw new ConfigError(
+        `${where} key "targets": service "${entry.service}" already has other targets (${seen})`,
+      );
+    }
+    serviceTargets.set(entry.service, signature);
+    return { ...entry, targets, timeoutMs: entry.timeoutMs ?? env.PROXY_TIMEOUT_MS };
+  });
+}
+
+/** Reads and validates a route file against the same schema as the built-in table. */
+export function loadRouteFile(file: string, env: GatewayEnv): GatewayRoute[] {
+  const document = readRouteDocument(file);
+  const parsed = routeFileSchema.safeParse(document);
+  if (!parsed.success) throw new ConfigError(routeIssue(parsed.error.issues[0], file, document));
+  return resolveRoutes(parsed.data.routes, env, `GATEWAY_ROUTES_FILE=${file}`);
+}
+
+/**
+ * Parses the whole configuration once, at boot. Throws a ConfigError whose message names the
+ * variable, its value and the rule it broke.
+ */
+export function loadGatewayConfig(env: Env): GatewayConfig {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) throw new ConfigError(envIssue(parsed.error.issues[0], env));
+  const routes = parsed.data.GATEWAY_ROUTES_FILE
+    ? loadRouteFile(parsed.data.GATEWAY_ROUTES_FILE, parsed.data)
+    : resolveRoutes(builtInRoutes(), parsed.data, 'built-in table');
+  return { ...parsed.data, routes };
+}
