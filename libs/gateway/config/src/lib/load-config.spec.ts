@@ -1,0 +1,291 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DEFAULT_PROXY_TIMEOUT_MS, DEFAULT_SERVICE_PORT, KNOWN_SERVICES } from './env.schema';
+import { ConfigError, loadGatewayConfig, readEnvironment } from './load-config';
+
+function errorOf(env: Record<string, string>): string {
+  try {
+    loadGatewayConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+function routeFile(name: string, text: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'helix-routes-'));
+  const file = join(dir, name);
+  writeFileSync(file, text);
+  return file;
+}
+
+describe('loadGatewayConfig', () => {
+  it('applies the contract defaults to an empty environment', () => {
+    const config = loadGatewayConfig({});
+    expect(config).toMatchObject({
+      SERVICE_PORT: DEFAULT_SERVICE_PORT,
+      HOST: '0.0.0.0',
+      CORS_ORIGIN: '*',
+      PROXY_TIMEOUT_MS: DEFAULT_PROXY_TIMEOUT_MS,
+      RATE_LIMIT_MAX: 1000,
+      RATE_LIMIT_WINDOW_MS: 60000,
+      TRUST_PROXY: false,
+      LOG_LEVEL: 'info',
+      METRICS_PORT: 9464,
+      GATEWAY_WORKERS: 1,
+      SHUTDOWN_DELAY_MS: 0,
+      SHUTDOWN_TIMEOUT_MS: 30000,
+    });
+    expect(config.routes.map((r) => [r.prefix, r.service, r.targets.map(String)])).toEqual([
+      ['/api/auth', 'auth', ['http://auth-service:3001/']],
+      ['/api/tenants', 'tenant', ['http://tenant-service:3002/']],
+      ['/api/users', 'admin', ['http://admin-service:3003/']],
+      ['/api/files', 'file', ['http://file-service:3004/']],
+      ['/api/kira', 'kira', ['http://kira-service:3010/']],
+      ['/api/vera', 'vera', ['http://vera-service:3011/']],
+      ['/api/cleverscreen', 'cleverscreen', ['http://cleverscreen-service:3012/']],
+    ]);
+    expect(config.REDIS_URL).toBeUndefined();
+    expect(config.routes.every((r) => r.timeoutMs === 30000 && r.websocket && !r.stripPrefix)).toBe(
+      true,
+    );
+  });
+
+  it('reads every service URL, and a comma-separated list as instances', () => {
+    const env = Object.fromEntries(
+      Object.values(KNOWN_SERVICES).map((s, i) => [s.env, `http://127.0.0.1:${4000 + i}`]),
+    );
+    env.AUTH_SERVICE_URL = 'http://127.0.0.1:4000, http://127.0.0.1:4100';
+    const config = loadGatewayConfig(env);
+    expect(config.AUTH_SERVICE_URL.map(String)).toEqual([
+      'http://127.0.0.1:4000/',
+      'http://127.0.0.1:4100/',
+    ]);
+    expect(config.routes.find((r) => r.service === 'cleverscreen')?.targets.map(String)).toEqual([
+      'http://127.0.0.1:4006/',
+    ]);
+  });
+
+  it('parses lists, hop counts and CIDRs', () => {
+    const config = loadGatewayConfig({
+      CORS_ORIGIN: 'https://app.example.com, http://localhost:5173',
+      TRUST_PROXY: '10.0.0.0/8,loopback',
+      GATEWAY_WORKERS: 'auto',
+      REDIS_URL: 'redis://127.0.0.1:6379',
+    });
+    expect(config.CORS_ORIGIN).toEqual(['https://app.example.com', 'http://localhost:5173']);
+    expect(config.TRUST_PROXY).toEqual(['10.0.0.0/8', 'loopback']);
+    expect(config.GATEWAY_WORKERS).toBe('auto');
+    expect(loadGatewayConfig({ TRUST_PROXY: '2' }).TRUST_PROXY).toBe(2);
+  });
+
+  it.each([
+    [{ SERVICE_PORT: 'abc' }, 'SERVICE_PORT="abc" must be a whole number from 0 to 65535'],
+    [{ SERVICE_PORT: '70000' }, 'SERVICE_PORT="70000" must be a whole number from 0 to 65535'],
+    [{ HOST: ' ' }, 'HOST=" " must not be empty'],
+    [
+      { AUTH_SERVICE_URL: 'not a url' },
+      'AUTH_SERVICE_URL="not a url" "not a url" must be an absolute http:// or https:// URL',
+    ],
+    [
+      { FILE_SERVICE_URL: 'ftp://files:21' },
+      'FILE_SERVICE_URL="ftp://files:21" "ftp://files:21" must use http:// or https://',
+    ],
+    [
+      { KIRA_SERVICE_URL: 'http://u:p@kira:3010' },
+      'KIRA_SERVICE_URL="http://u:p@kira:3010" "http://u:p@kira:3010" must not carry credentials',
+    ],
+    [
+      { VERA_SERVICE_URL: 'http://vera:3011/?x=1' },
+      'VERA_SERVICE_URL="http://vera:3011/?x=1" "http://vera:3011/?x=1" must not have a query or fragment',
+    ],
+    [
+      { CORS_ORIGIN: 'https://a.example.com/path' },
+      'CORS_ORIGIN="https://a.example.com/path" "https://a.example.com/path" is not an origin: use * or a comma-separated list of scheme://host[:port]',
+    ],
+    [{ PROXY_TIMEOUT_MS: '0' }, 'PROXY_TIMEOUT_MS="0" must be a whole number from 1 to 3600000'],
+    [{ RATE_LIMIT_MAX: '-1' }, 'RATE_LIMIT_MAX="-1" must be a whole number from 0 to 1000000000'],
+    [
+      { RATE_LIMIT_WINDOW_MS: '1.5' },
+      'RATE_LIMIT_WINDOW_MS="1.5" must be a whole number from 1 to 86400000',
+    ],
+    [
+      { REDIS_URL: 'http://redis:6379' },
+      'REDIS_URL="http://redis:6379" must be a redis:// or rediss:// URL',
+    ],
+    [
+      { TRUST_PROXY: 'yes' },
+      'TRUST_PROXY="yes" "yes" is not false, true, a hop count, an IP address, a CIDR or one of loopback, linklocal, uniquelocal',
+    ],
+    [
+      { TRUST_PROXY: '10.0.0.0/33' },
+      'TRUST_PROXY="10.0.0.0/33" "10.0.0.0/33" is not false, true, a hop count, an IP address, a CIDR or one of loopback, linklocal, uniquelocal',
+    ],
+    [
+      { LOG_LEVEL: 'verbose' },
+      'LOG_LEVEL="verbose" must be one of fatal, error, warn, info, debug, trace, silent',
+    ],
+    [{ METRICS_PORT: 'x' }, 'METRICS_PORT="x" must be a whole number from 0 to 65535'],
+    [{ GATEWAY_WORKERS: '0' }, 'GATEWAY_WORKERS="0" must be auto or a whole number from 1 to 256'],
+    [
+      { SHUTDOWN_DELAY_MS: 'soon' },
+      'SHUTDOWN_DELAY_MS="soon" must be a whole number from 0 to 3600000',
+    ],
+    [
+      { SHUTDOWN_TIMEOUT_MS: '' },
+      'SHUTDOWN_TIMEOUT_MS="" must be a whole number from 0 to 3600000',
+    ],
+    [
+      { HEALTH_CHECK_INTERVAL_MS: '5' },
+      'HEALTH_CHECK_INTERVAL_MS="5" must be a whole number from 100 to 3600000',
+    ],
+    [
+      { HEALTH_CHECK_TIMEOUT_MS: 'x' },
+      'HEALTH_CHECK_TIMEOUT_MS="x" must be a whole number from 1 to 600000',
+    ],
+  ])('rejects %j with one line naming the variable', (env, message) => {
+    expect(errorOf(env)).toBe(`Invalid configuration: ${message}`);
+  });
+});
+
+describe('GATEWAY_ROUTES_FILE', () => {
+  it('replaces the built-in table from YAML, with env targets for known services', () => {
+    const file = routeFile(
+      'routes.yaml',
+      [
+        'routes:',
+        '  - prefix: /api/auth',
+        '    service: auth',
+        '    timeoutMs: 500',
+        '  - prefix: /api/reports/v2',
+        '    service: reports',
+        '    targets: [http://127.0.0.1:7000, http://127.0.0.1:7001]',
+        '    stripPrefix: true',
+        '    websocket: false',
+      ].join('\n'),
+    );
+    const config = loadGatewayConfig({
+      GATEWAY_ROUTES_FILE: file,
+      AUTH_SERVICE_URL: 'http://127.0.0.1:6000',
+    });
+    expect(config.routes.map((r) => ({ ...r, targets: r.targets.map(String) }))).toEqual([
+      {
+        prefix: '/api/auth',
+        service: 'auth',
+        targets: ['http://127.0.0.1:6000/'],
+        stripPrefix: false,
+        timeoutMs: 500,
+        websocket: true,
+      },
+      {
+        prefix: '/api/reports/v2',
+        service: 'reports',
+        targets: ['http://127.0.0.1:7000/', 'http://127.0.0.1:7001/'],
+        stripPrefix: true,
+        timeoutMs: 30000,
+        websocket: false,
+      },
+    ]);
+  });
+
+  it('reads JSON by its extension', () => {
+    const file = routeFile(
+      'routes.json',
+      JSON.stringify({ routes: [{ prefix: '/a', service: 'auth' }] }),
+    );
+    expect(loadGatewayConfig({ GATEWAY_ROUTES_FILE: file }).routes).toHaveLength(1);
+  });
+
+  const cases: [string, unknown, string][] = [
+    [
+      'an unknown key',
+      { routes: [{ prefix: '/a', service: 'auth', retries: 3 }] },
+      'routes[0] (prefix /a): unknown key "retries"',
+    ],
+    [
+      'a prefix without a leading slash',
+      { routes: [{ prefix: 'api', service: 'auth' }] },
+      'routes[0] (prefix api) key "prefix": must start with / and hold only non-empty segments of letters, digits and . _ ~ -, without a trailing /',
+    ],
+    [
+      'a dot segment in a prefix',
+      { routes: [{ prefix: '/api/../x', service: 'auth' }] },
+      'routes[0] (prefix /api/../x) key "prefix": must start with / and hold only non-empty segments of letters, digits and . _ ~ -, without a trailing /',
+    ],
+    [
+      'a reserved prefix',
+      { routes: [{ prefix: '/health/x', service: 'auth' }] },
+      'routes[0] (prefix /health/x) key "prefix": must not claim /heartbeat, /health, /info, which the gateway answers itself',
+    ],
+    [
+      'a bad target',
+      { routes: [{ prefix: '/a', service: 'x', targets: ['nope'] }] },
+      'routes[0] (prefix /a) key "targets": "nope" must be an absolute http:// or https:// URL',
+    ],
+    [
+      'a bad timeout',
+      { routes: [{ prefix: '/a', service: 'auth', timeoutMs: -5 }] },
+      'routes[0] (prefix /a) key "timeoutMs": must be at least 1',
+    ],
+    [
+      'a bad boolean',
+      { routes: [{ prefix: '/a', service: 'auth', stripPrefix: 'yes' }] },
+      'routes[0] (prefix /a) key "stripPrefix": must be true or false',
+    ],
+    ['no routes', { routes: [] }, 'routes: must hold at least one route'],
+    ['a missing list', { paths: [] }, 'routes: must be a list of routes'],
+  ];
+
+  it.each(cases)('rejects %s naming the route and the key', (_name, document, detail) => {
+    const file = routeFile('routes.json', JSON.stringify(document));
+    const message = errorOf({ GATEWAY_ROUTES_FILE: file });
+    expect(message).toBe(`Invalid configuration: GATEWAY_ROUTES_FILE=${file} ${detail}`);
+  });
+
+  it('rejects an unknown service without targets', () => {
+    const file = routeFile(
+      'r.json',
+      JSON.stringify({ routes: [{ prefix: '/r', service: 'reports' }] }),
+    );
+    expect(errorOf({ GATEWAY_ROUTES_FILE: file })).toBe(
+      `Invalid configuration: GATEWAY_ROUTES_FILE=${file} routes[0] (prefix /r) key "targets": is required for service "reports", which is not one of auth, tenant, admin, file, kira, vera, cleverscreen`,
+    );
+  });
+
+  it('rejects a prefix listed twice', () => {
+    const route = { prefix: '/r', service: 'auth' };
+    const file = routeFile('r.json', JSON.stringify({ routes: [route, route] }));
+    expect(errorOf({ GATEWAY_ROUTES_FILE: file })).toBe(
+      `Invalid configuration: GATEWAY_ROUTES_FILE=${file} routes[1] (prefix /r): prefix is listed twice`,
+    );
+  });
+
+  it('rejects a file that cannot be read or parsed', () => {
+    expect(errorOf({ GATEWAY_ROUTES_FILE: '/nonexistent/routes.yaml' })).toBe(
+      'Invalid configuration: GATEWAY_ROUTES_FILE=/nonexistent/routes.yaml cannot be read (ENOENT)',
+    );
+    const file = routeFile('r.json', '{ routes: ');
+    expect(errorOf({ GATEWAY_ROUTES_FILE: file })).toMatch(
+      new RegExp(`^Invalid configuration: GATEWAY_ROUTES_FILE=${file} is not valid JSON: `),
+    );
+  });
+});
+
+describe('readEnvironment', () => {
+  it('reads .env underneath the real environment', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'helix-env-'));
+    writeFileSync(join(dir, '.env'), 'SERVICE_PORT=4000\nHOST=127.0.0.1\n');
+    expect(readEnvironment(dir, { SERVICE_PORT: '5000' })).toEqual({
+      SERVICE_PORT: '5000',
+      HOST: '127.0.0.1',
+    });
+  });
+
+  it('returns the environment as it is without a .env file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'helix-env-'));
+    const env = { A: '1' };
+    expect(readEnvironment(dir, env)).toBe(env);
+  });
+});
