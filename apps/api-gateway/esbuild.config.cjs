@@ -9,5 +9,6 @@ module.exports = {
   conditions: ['@helix/source'],
   sourcemap: true,
   target: 'node24',
+  outExtension: { '.js': '.js' },
   plugins: [esbuildPluginTsc({ tsconfigPath: 'apps/api-gateway/tsconfig.app.json' })],
 };

@@ -1,0 +1,39 @@
+import 'reflect-metadata';
+import type { AddressInfo } from 'node:net';
+import { Logger } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import {
+  ConfigError,
+  type GatewayConfig,
+  loadGatewayConfig,
+  nestLogLevels,
+  readEnvironment,
+} from '@helix/gateway-config';
+import { attachGateway } from '@helix/gateway-proxy';
+import { AppModule } from './app/app.module';
+
+function loadConfigOrExit(): GatewayConfig {
+  try {
+    return loadGatewayConfig(readEnvironment());
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`${err.message}\n`);
+    process.exit(1);
+  }
+}
+
+async function bootstrap(): Promise<void> {
+  const config = loadConfigOrExit();
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.register(config), {
+    bodyParser: false,
+    logger: nestLogLevels(config.LOG_LEVEL),
+  });
+  app.enableShutdownHooks();
+  attachGateway(app);
+  await app.listen(config.SERVICE_PORT, config.HOST);
+  const { address, port } = app.getHttpServer().address() as AddressInfo;
+  new Logger('Gateway').log(`Helix API Gateway listening on http://${address}:${port}`);
+}
+
+void bootstrap();

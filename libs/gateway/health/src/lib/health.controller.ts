@@ -1,0 +1,74 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  Controller,
+  Get,
+  Header,
+  Inject,
+  NotFoundException,
+  Param,
+  Req,
+  Res,
+} from '@nestjs/common';
+import { GATEWAY_CONFIG, type GatewayConfig } from '@helix/gateway-config';
+import { GatewayPipeline } from '@helix/gateway-proxy';
+import { GATEWAY_BUILD_INFO, type GatewayBuildInfo } from './build-info';
+import { UpstreamHealthChecker } from './upstream-health.checker';
+
+/** The gateway's own endpoints: liveness, health, metadata, and each service's health. */
+@Controller()
+export class HealthController {
+  private readonly startedAt = Date.now();
+
+  constructor(
+    @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
+    @Inject(GATEWAY_BUILD_INFO) private readonly build: GatewayBuildInfo,
+    private readonly checker: UpstreamHealthChecker,
+    private readonly pipeline: GatewayPipeline,
+  ) {}
+
+  @Get('heartbeat')
+  @Header('cache-control', 'no-store')
+  heartbeat(): { status: 'ok' } {
+    return { status: 'ok' };
+  }
+
+  @Get('health')
+  @Header('cache-control', 'no-store')
+  health() {
+    const services = this.checker.snapshot();
+    const allUp = Object.values(services).every((state) => state === 'up');
+    return {
+      status: allUp ? 'ok' : 'degraded',
+      uptime: this.uptime(),
+      version: this.build.version,
+      services,
+    };
+  }
+
+  @Get('info')
+  info() {
+    return {
+      name: this.build.name,
+      version: this.build.version,
+      node: process.version,
+      uptime: this.uptime(),
+      // SECURITY: prefixes and service names only; upstream URLs never leave the gateway.
+      routes: this.config.routes.map(({ prefix, service }) => ({ prefix, service })),
+    };
+  }
+
+  @Get('health/:service')
+  serviceHealth(
+    @Param('service') service: string,
+    @Req() req: IncomingMessage,
+    @Res() res: ServerResponse,
+  ): void {
+    if (!this.pipeline.forwardHealthCheck(service, req, res, this.config.HEALTH_CHECK_TIMEOUT_MS)) {
+      throw new NotFoundException();
+    }
+  }
+
+  private uptime(): number {
+    return Math.round((Date.now() - this.startedAt) / 1000);
+  }
+}

@@ -1,0 +1,147 @@
+import { type ClientRequest, type IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { Logger } from '@nestjs/common';
+import type { Plugin } from 'http-proxy-middleware';
+import { sendError, writeSocketError } from './error-response';
+import { applyResponseHeaderPolicy } from './header-policy';
+import { classifyUpstreamError, UPSTREAM_FAILURES, type UpstreamFailure } from './upstream-errors';
+
+/**
+ * How a failed exchange is answered: `route` with the error table (502/504), `health` with
+ * the contract's `503 { "status": "down" }` of `/health/<service>`.
+ */
+export type FailureMode = 'route' | 'health';
+
+/** The gateway's state of one proxied request, from routing to the upstream's first byte. */
+export interface Exchange {
+  readonly requestId: string;
+  readonly service: string;
+  readonly mode: FailureMode;
+  /** Where a failure is answered: the response, or the raw socket of an upgrade. */
+  readonly target: ServerResponse | Duplex;
+  timer: NodeJS.Timeout | undefined;
+  proxyReq: ClientRequest | undefined;
+  timedOut: boolean;
+  upgraded: boolean;
+}
+
+const EXCHANGE = Symbol('helix.exchange');
+type Tagged = IncomingMessage & { [EXCHANGE]?: Exchange };
+
+const logger = new Logger('UpstreamExchange');
+
+function answerFailure(
+  exchange: Exchange,
+  failure: UpstreamFailure,
+  target: ServerResponse | Duplex,
+): void {
+  const { status, message } = UPSTREAM_FAILURES[failure];
+  if (target instanceof ServerResponse) {
+    if (target.headersSent) {
+      // The status line is gone already: cut the connection so the truncation shows.
+      target.destroy();
+    } else if (exchange.mode === 'health') {
+      sendError(target, 503, `The ${exchange.service} service is unreachable`, exchange.requestId, {
+        status: 'down',
+        service: exchange.service,
+      });
+    } else {
+      sendError(target, status, message, exchange.requestId);
+    }
+  } else if (exchange.upgraded) {
+    target.destroy();
+  } else {
+    writeSocketError(target, status, message, exchange.requestId);
+  }
+}
+
+function onUpstreamTimeout(exchange: Exchange): void {
+  exchange.timer = undefined;
+  exchange.timedOut = true;
+  exchange.proxyReq?.destroy();
+  logger.warn(`upstream timeout service=${exchange.service} requestId=${exchange.requestId}`);
+  answerFailure(exchange, 'timeout', exchange.target);
+}
+
+/**
+ * Opens the exchange of a request that is about to be proxied, with its time-to-first-byte
+ * limit. The timer covers connecting, sending and waiting, and stops at the response's head,
+ * so a long download or event stream is never cut by it.
+ */
+export function openExchange(
+  req: IncomingMessage,
+  target: ServerResponse | Duplex,
+  requestId: string,
+  service: string,
+  timeoutMs: number,
+  mode: FailureMode,
+): Exchange {
+  const exchange: Exchange = {
+    requestId,
+    service,
+    mode,
+    target,
+    timer: undefined,
+    proxyReq: undefined,
+    timedOut: false,
+    upgraded: false,
+  };
+  exchange.timer = setTimeout(onUpstreamTimeout, timeoutMs, exchange);
+  (req as Tagged)[EXCHANGE] = exchange;
+  return exchange;
+}
+
+function exchangeOf(req: IncomingMessage): Exchange | undefined {
+  return (req as Tagged)[EXCHANGE];
+}
+
+function settle(exchange: Exchange | undefined): void {
+  if (exchange?.timer !== undefined) {
+    clearTimeout(exchange.timer);
+    exchange.timer = undefined;
+  }
+}
+
+/**
+ * The gateway's hooks into http-proxy-middleware (its default plugins are ejected): header
+ * policy on the response, the time-to-first-byte limit, and the error table.
+ */
+export const exchangePlugin: Plugin = (proxyServer) => {
+  proxyServer.on('proxyReq', (proxyReq, req) => {
+    const exchange = exchangeOf(req);
+    if (!exchange) return;
+    exchange.proxyReq = proxyReq;
+    if (exchange.timedOut) proxyReq.destroy();
+  });
+  proxyServer.on('proxyReqWs', (proxyReq, req) => {
+    const exchange = exchangeOf(req);
+    if (!exchange) return;
+    exchange.proxyReq = proxyReq;
+    proxyReq.once('upgrade', () => {
+      settle(exchange);
+      exchange.upgraded = true;
+    });
+    proxyReq.once('response', () => settle(exchange));
+  });
+  proxyServer.on('proxyRes', (proxyRes, req, res) => {
+    const exchange = exchangeOf(req);
+    settle(exchange);
+    if (!exchange || exchange.timedOut) return;
+    applyResponseHeaderPolicy(proxyRes.headers, res.shouldKeepAlive, exchange.requestId);
+  });
+  proxyServer.on('econnreset', (_err, req) => settle(exchangeOf(req)));
+  proxyServer.on('error', (err, req, target) => {
+    const exchange = req && exchangeOf(req);
+    settle(exchange);
+    if (!exchange || !target) {
+      target?.destroy();
+      return;
+    }
+    if (exchange.timedOut) return;
+    const failure = classifyUpstreamError(err);
+    logger.warn(
+      `upstream ${failure} service=${exchange.service} requestId=${exchange.requestId} code=${(err as NodeJS.ErrnoException).code ?? 'none'}`,
+    );
+    answerFailure(exchange, failure, target);
+  });
+};

@@ -1,0 +1,153 @@
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { Inject, Injectable } from '@nestjs/common';
+import { GATEWAY_CONFIG, type GatewayConfig, type GatewayRoute } from '@helix/gateway-config';
+import { assignRequestId, resolveRequestId } from '@helix/gateway-edge';
+import { sendError, writeSocketError } from './error-response';
+import { openExchange } from './exchange';
+import { applyRequestHeaderPolicy } from './header-policy';
+import { isRejectedTarget, normalizeRequestTarget } from './request-target';
+import { createRouteMatcher } from './route-matcher';
+import { UpstreamRegistry, type UpstreamService } from './upstream-registry';
+
+interface CompiledRoute extends GatewayRoute {
+  readonly upstream: UpstreamService;
+}
+
+const BAD_PATH = 'The request path is malformed or ambiguous';
+const NO_ROUTE = 'No route matches this path';
+const NO_WEBSOCKET = 'This path does not accept WebSocket upgrades';
+
+/**
+ * The request path, written down once. For every request, in this order:
+ * request id → normalise the target → match a route → header policy → upstream → response
+ * or error. A request that matches no route goes on to Nest, which answers the gateway's own
+ * endpoints and the 404.
+ */
+@Injectable()
+export class GatewayPipeline {
+  private readonly match: (path: string) => CompiledRoute | undefined;
+
+  constructor(
+    @Inject(GATEWAY_CONFIG) config: GatewayConfig,
+    private readonly registry: UpstreamRegistry,
+  ) {
+    const routes = config.routes.map((route) => {
+      const upstream = registry.get(route.service);
+      if (!upstream) throw new Error(`no upstream service for route ${route.prefix}`);
+      return { ...route, upstream };
+    });
+    this.match = createRouteMatcher(routes);
+  }
+
+  /** The server's request listener: proxied routes first, everything else to `fallback`. */
+  createRequestListener(fallback: RequestListener): RequestListener {
+    return (req, res) => {
+      if (!this.handle(req, res)) fallback(req, res);
+    };
+  }
+
+  /** Proxies or rejects the request and returns true, or returns false to let Nest answer. */
+  handle(req: IncomingMessage, res: ServerResponse): boolean {
+    const requestId = assignRequestId(req, res);
+    const target = normalizeRequestTarget(req.url ?? '');
+    if (isRejectedTarget(target)) {
+      sendError(res, 400, BAD_PATH, requestId);
+      return true;
+    }
+    req.url = target.url;
+    const route = this.match(target.path);
+    if (!route) return false;
+
+    const upstream = route.upstream.pick();
+    applyRequestHeaderPolicy(
+      req.headers,
+      {
+        clientIp: req.socket.remoteAddress,
+        httpVersion: req.httpVersion,
+        requestId,
+        upstreamHost: upstream.host,
+      },
+      false,
+    );
+    if (route.stripPrefix) req.url = stripPrefix(target.url, route.prefix);
+    openExchange(req, res, requestId, route.service, route.timeoutMs, 'route');
+    void upstream.proxy(req, res);
+    return true;
+  }
+
+  /**
+   * Proxies `GET /health/<service>` to the service's own `/health`. Returns false for a
+   * service that the route table does not know.
+   */
+  forwardHealthCheck(
+    service: string,
+    req: IncomingMessage,
+    res: ServerResponse,
+    timeoutMs: number,
+  ): boolean {
+    const upstreams = this.registry.get(service);
+    if (!upstreams) return false;
+    const upstream = upstreams.pick();
+    const requestId = resolveRequestId(req.headers['x-request-id']);
+    applyRequestHeaderPolicy(
+      req.headers,
+      {
+        clientIp: req.socket.remoteAddress,
+        httpVersion: req.httpVersion,
+        requestId,
+        upstreamHost: upstream.host,
+      },
+      false,
+    );
+    req.url = '/health';
+    openExchange(req, res, requestId, service, timeoutMs, 'health');
+    void upstream.proxy(req, res);
+    return true;
+  }
+
+  /** The server's `upgrade` listener: WebSocket upgrades on routes that allow them. */
+  handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    const requestId = resolveRequestId(req.headers['x-request-id']);
+    const target = normalizeRequestTarget(req.url ?? '');
+    if (isRejectedTarget(target)) {
+      writeSocketError(socket, 400, BAD_PATH, requestId);
+      return;
+    }
+    const route = this.match(target.path);
+    if (!route) {
+      writeSocketError(socket, 404, NO_ROUTE, requestId);
+      return;
+    }
+    // SECURITY: only a WebSocket handshake is tunnelled; an h2c or other upgrade would hand the
+    // client a raw connection to the upstream (h2c smuggling).
+    if (
+      !route.websocket ||
+      req.headers.upgrade?.toLowerCase() !== 'websocket' ||
+      req.method !== 'GET'
+    ) {
+      writeSocketError(socket, 400, NO_WEBSOCKET, requestId);
+      return;
+    }
+    const upstream = route.upstream.pick();
+    applyRequestHeaderPolicy(
+      req.headers,
+      {
+        clientIp: req.socket.remoteAddress,
+        httpVersion: req.httpVersion,
+        requestId,
+        upstreamHost: upstream.host,
+      },
+      true,
+    );
+    req.url = route.stripPrefix ? stripPrefix(target.url, route.prefix) : target.url;
+    openExchange(req, socket, requestId, route.service, route.timeoutMs, 'route');
+    upstream.proxy.upgrade(req, socket, head);
+  }
+}
+
+function stripPrefix(url: string, prefix: string): string {
+  const rest = url.slice(prefix.length);
+  return rest === '' || rest.charCodeAt(0) === 63 /* ? */ ? `/${rest}` : rest;
+}

@@ -1,0 +1,130 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { applyRequestHeaderPolicy, applyResponseHeaderPolicy } from './header-policy';
+
+const forwarded = {
+  clientIp: '203.0.113.7',
+  httpVersion: '1.1',
+  requestId: 'req-1',
+  upstreamHost: 'auth-service:3001',
+};
+
+describe('applyRequestHeaderPolicy', () => {
+  it('drops hop-by-hop fields and those named in Connection, and adds the forwarding fields', () => {
+    const headers: IncomingHttpHeaders = {
+      host: 'gateway.example.com',
+      connection: 'keep-alive, X-Secret, x-other',
+      'keep-alive': 'timeout=5',
+      'proxy-connection': 'keep-alive',
+      'proxy-authorization': 'Basic Zm9vOmJhcg==',
+      te: 'trailers',
+      trailer: 'x-checksum',
+      upgrade: 'h2c',
+      expect: '100-continue',
+      'x-secret': '1',
+      'x-other': '2',
+      'x-kept': '3',
+      authorization: 'Bearer t',
+      'content-length': '5',
+    };
+    applyRequestHeaderPolicy(headers, forwarded, false);
+    expect(headers).toEqual({
+      host: 'auth-service:3001',
+      'x-kept': '3',
+      authorization: 'Bearer t',
+      'content-length': '5',
+      'x-forwarded-for': '203.0.113.7',
+      'x-forwarded-proto': 'http',
+      'x-forwarded-host': 'gateway.example.com',
+      via: '1.1 helix-gateway',
+      'x-request-id': 'req-1',
+    });
+  });
+
+  it('appends to X-Forwarded-For and Via, and replaces client-sent proto and host', () => {
+    const headers: IncomingHttpHeaders = {
+      host: 'gw:3000',
+      'x-forwarded-for': '198.51.100.1, 10.0.0.1',
+      'x-forwarded-proto': 'https',
+      'x-forwarded-host': 'evil.example',
+      via: '1.0 cdn',
+      'x-request-id': 'client-chosen',
+    };
+    applyRequestHeaderPolicy(headers, forwarded, false);
+    expect(headers).toEqual({
+      host: 'auth-service:3001',
+      'x-forwarded-for': '198.51.100.1, 10.0.0.1, 203.0.113.7',
+      'x-forwarded-proto': 'http',
+      'x-forwarded-host': 'gw:3000',
+      via: '1.0 cdn, 1.1 helix-gateway',
+      'x-request-id': 'req-1',
+    });
+  });
+
+  it('drops a client X-Forwarded-Host when the request has no Host', () => {
+    const headers: IncomingHttpHeaders = { 'x-forwarded-host': 'evil.example' };
+    applyRequestHeaderPolicy(headers, { ...forwarded, httpVersion: '1.0' }, false);
+    expect(headers['x-forwarded-host']).toBeUndefined();
+    expect(headers.via).toBe('1.0 helix-gateway');
+  });
+
+  it('cannot be told by Connection to strip framing or what the gateway adds (attack: connection-header stripping)', () => {
+    const headers: IncomingHttpHeaders = {
+      host: 'gw',
+      connection: 'content-length, x-forwarded-for, x-request-id, via, host, x-forwarded-host',
+      'content-length': '3',
+    };
+    applyRequestHeaderPolicy(headers, forwarded, false);
+    expect(headers).toEqual({
+      host: 'auth-service:3001',
+      'content-length': '3',
+      'x-forwarded-for': '203.0.113.7',
+      'x-forwarded-proto': 'http',
+      'x-forwarded-host': 'gw',
+      via: '1.1 helix-gateway',
+      'x-request-id': 'req-1',
+    });
+  });
+
+  it('keeps a chunked body chunked, whatever codings the client listed', () => {
+    const headers: IncomingHttpHeaders = { host: 'gw', 'transfer-encoding': 'gzip, chunked' };
+    applyRequestHeaderPolicy(headers, forwarded, false);
+    expect(headers['transfer-encoding']).toBe('chunked');
+  });
+
+  it('keeps the upgrade handshake for a WebSocket', () => {
+    const headers: IncomingHttpHeaders = {
+      host: 'gw',
+      connection: 'Upgrade',
+      upgrade: 'websocket',
+      'sec-websocket-key': 'k',
+    };
+    applyRequestHeaderPolicy(headers, forwarded, true);
+    expect(headers).toMatchObject({
+      connection: 'upgrade',
+      upgrade: 'websocket',
+      'sec-websocket-key': 'k',
+    });
+  });
+});
+
+describe('applyResponseHeaderPolicy', () => {
+  it("replaces the upstream's connection fields with the client's and adds Via and the request id", () => {
+    const headers: IncomingHttpHeaders = {
+      'content-type': 'application/json',
+      connection: 'close, x-upstream-secret',
+      'keep-alive': 'timeout=5',
+      'x-upstream-secret': 'internal',
+      'transfer-encoding': 'chunked',
+      'x-request-id': 'something-else',
+    };
+    applyResponseHeaderPolicy(headers, true, 'req-1');
+    expect(headers).toEqual({
+      'content-type': 'application/json',
+      connection: 'keep-alive',
+      via: '1.1 helix-gateway',
+      'x-request-id': 'req-1',
+    });
+    applyResponseHeaderPolicy(headers, false, 'req-1');
+    expect(headers.connection).toBe('close');
+  });
+});

@@ -1,0 +1,15 @@
+import { Module } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
+import { GatewayExceptionFilter } from './gateway-exception.filter';
+import { GatewayPipeline } from './gateway-pipeline';
+import { UpstreamRegistry } from './upstream-registry';
+
+@Module({
+  providers: [
+    UpstreamRegistry,
+    GatewayPipeline,
+    { provide: APP_FILTER, useClass: GatewayExceptionFilter },
+  ],
+  exports: [UpstreamRegistry, GatewayPipeline],
+})
+export class ProxyModule {}

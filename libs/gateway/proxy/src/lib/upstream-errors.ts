@@ -1,0 +1,43 @@
+/**
+ * Every way an upstream exchange can fail, with the status the client gets. One table, so
+ * the status of a failure is decided in one place (fastify-reply-from's lib/errors.js).
+ */
+export const UPSTREAM_FAILURES = {
+  refused: { status: 502, message: 'The upstream service refused the connection' },
+  reset: { status: 502, message: 'The upstream service closed the connection before responding' },
+  unresolved: { status: 502, message: 'The upstream service could not be found' },
+  unreachable: { status: 502, message: 'The upstream service could not be reached' },
+  bad_response: { status: 502, message: 'The upstream service sent an invalid response' },
+  failed: { status: 502, message: 'The upstream request failed' },
+  timeout: { status: 504, message: 'The upstream service did not respond in time' },
+} as const;
+
+export type UpstreamFailure = keyof typeof UPSTREAM_FAILURES;
+
+const BY_ERRNO: Record<string, UpstreamFailure> = {
+  ECONNREFUSED: 'refused',
+  ECONNRESET: 'reset',
+  EPIPE: 'reset',
+  ECONNABORTED: 'reset',
+  ENOTFOUND: 'unresolved',
+  EAI_AGAIN: 'unresolved',
+  EAI_NONAME: 'unresolved',
+  EAI_FAIL: 'unresolved',
+  EHOSTUNREACH: 'unreachable',
+  ENETUNREACH: 'unreachable',
+  EHOSTDOWN: 'unreachable',
+  ENETDOWN: 'unreachable',
+  EADDRNOTAVAIL: 'unreachable',
+  ETIMEDOUT: 'timeout',
+  ESOCKETTIMEDOUT: 'timeout',
+  ERR_UPSTREAM_UPGRADE_TIMEOUT: 'timeout',
+};
+
+/** Maps a Node.js error from an upstream exchange to its entry in UPSTREAM_FAILURES. */
+export function classifyUpstreamError(err: unknown): UpstreamFailure {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (typeof code !== 'string') return 'failed';
+  // llhttp's parse errors (HPE_*) mean the upstream broke HTTP framing.
+  if (code.startsWith('HPE_')) return 'bad_response';
+  return BY_ERRNO[code] ?? 'failed';
+}
