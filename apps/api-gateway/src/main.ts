@@ -31,7 +31,14 @@ async function bootstrap(): Promise<void> {
   });
   app.enableShutdownHooks();
   attachGateway(app);
-  await app.listen(config.SERVICE_PORT, config.HOST);
+  try {
+    await app.listen(config.SERVICE_PORT, config.HOST);
+  } catch (err) {
+    process.stderr.write(
+      `Cannot listen on ${config.HOST}:${config.SERVICE_PORT} (SERVICE_PORT, HOST): ${(err as NodeJS.ErrnoException).code ?? err}\n`,
+    );
+    process.exit(1);
+  }
   const { address, port } = app.getHttpServer().address() as AddressInfo;
   new Logger('Gateway').log(`Helix API Gateway listening on http://${address}:${port}`);
 }

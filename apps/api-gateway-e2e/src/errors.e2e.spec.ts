@@ -1,0 +1,124 @@
+import {
+  type GatewayProcess,
+  httpRequest,
+  startGateway,
+  type StubUpstream,
+} from '@helix/shared-testing';
+import { closedPort, type ServiceName, startPlatformStubs } from './support';
+
+describe('upstream failures', () => {
+  let stubs: Record<ServiceName, StubUpstream>;
+  let closeStubs: () => Promise<void>;
+  let gateway: GatewayProcess;
+  let deadPort: number;
+
+  beforeAll(async () => {
+    const platform = await startPlatformStubs();
+    stubs = platform.stubs;
+    closeStubs = platform.close;
+    deadPort = await closedPort();
+    gateway = await startGateway({
+      ...platform.env,
+      AUTH_SERVICE_URL: `http://127.0.0.1:${deadPort}`,
+      PROXY_TIMEOUT_MS: '600',
+    });
+  });
+
+  afterAll(async () => {
+    await gateway?.stop();
+    await closeStubs?.();
+  });
+
+  function expectError(
+    res: Awaited<ReturnType<typeof httpRequest>>,
+    statusCode: number,
+    error: string,
+    message: string,
+  ) {
+    expect(res.status).toBe(statusCode);
+    expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(res.json()).toEqual({
+      statusCode,
+      error,
+      message,
+      requestId: res.headers['x-request-id'],
+    });
+    // No response on the public port names an internal host or port.
+    expect(res.body.toString()).not.toMatch(/127\.0\.0\.1|localhost|-service|http:/);
+  }
+
+  it('answers 502 when the upstream refuses the connection', async () => {
+    const res = await httpRequest(`${gateway.url}/api/auth/login`, { method: 'POST', body: 'x' });
+    expectError(res, 502, 'Bad Gateway', 'The upstream service refused the connection');
+    expect(res.body.toString()).not.toContain(String(deadPort));
+  });
+
+  it('answers 502 when the upstream resets before responding', async () => {
+    const res = await httpRequest(`${gateway.url}/api/tenants/reset`);
+    expectError(
+      res,
+      502,
+      'Bad Gateway',
+      'The upstream service closed the connection before responding',
+    );
+  });
+
+  it('answers 504 after PROXY_TIMEOUT_MS and aborts the upstream request', async () => {
+    const aborted = new Promise((resolve) =>
+      stubs.admin.events.once('aborted', (r: { url: string }) => resolve(r.url)),
+    );
+    const started = Date.now();
+    const res = await httpRequest(`${gateway.url}/api/users/hang`);
+    const elapsed = Date.now() - started;
+    expectError(res, 504, 'Gateway Timeout', 'The upstream service did not respond in time');
+    expect(elapsed).toBeGreaterThanOrEqual(550);
+    await expect(aborted).resolves.toBe('/api/users/hang');
+  });
+
+  it('does not time out a response that started in time but streams for longer', async () => {
+    const res = await httpRequest(`${gateway.url}/api/kira/sse?count=4&intervalMs=300`);
+    expect(res.status).toBe(200);
+    expect(res.body.toString().match(/\n\n/g)).toHaveLength(4);
+  });
+
+  it('cuts the client connection when the upstream resets mid-body, so the truncation shows', async () => {
+    await expect(httpRequest(`${gateway.url}/api/files/reset-after-headers`)).rejects.toThrow(
+      /aborted|socket hang up|ECONNRESET/,
+    );
+  });
+
+  it('answers 404 with the JSON body for a path no route takes', async () => {
+    expectError(
+      await httpRequest(`${gateway.url}/nothing/here?x=<script>`),
+      404,
+      'Not Found',
+      'No route matches this path',
+    );
+  });
+
+  it('answers 503 down for the health of an unreachable service, and 404 for an unknown one', async () => {
+    const down = await httpRequest(`${gateway.url}/health/auth`);
+    expect(down.status).toBe(503);
+    expect(down.json()).toEqual({
+      statusCode: 503,
+      error: 'Service Unavailable',
+      message: 'The auth service is unreachable',
+      requestId: down.headers['x-request-id'],
+      status: 'down',
+      service: 'auth',
+    });
+    const unknown = await httpRequest(`${gateway.url}/health/payments`);
+    expectError(unknown, 404, 'Not Found', 'No route matches this path');
+  });
+
+  it('keeps serving after every failure above, with 20 concurrent failures answered fast', async () => {
+    const started = Date.now();
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () => httpRequest(`${gateway.url}/api/auth/x`)),
+    );
+    expect(results.map((r) => r.status)).toEqual(Array(20).fill(502));
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect((await httpRequest(`${gateway.url}/heartbeat`)).status).toBe(200);
+    expect(gateway.child.exitCode).toBeNull();
+  });
+});

@@ -1,0 +1,34 @@
+import { createServer } from 'node:net';
+import { KNOWN_SERVICES } from '@helix/gateway-config';
+import { startStubUpstream, type StubUpstream } from '@helix/shared-testing';
+
+export type ServiceName = keyof typeof KNOWN_SERVICES;
+export const SERVICE_NAMES = Object.keys(KNOWN_SERVICES) as ServiceName[];
+
+/** Starts one stub upstream per platform service, and the env that points the gateway at them. */
+export async function startPlatformStubs(): Promise<{
+  stubs: Record<ServiceName, StubUpstream>;
+  env: Record<string, string>;
+  close: () => Promise<void>;
+}> {
+  const started = await Promise.all(SERVICE_NAMES.map((name) => startStubUpstream({ name })));
+  const stubs = Object.fromEntries(started.map((s) => [s.name, s])) as Record<
+    ServiceName,
+    StubUpstream
+  >;
+  const env = Object.fromEntries(
+    SERVICE_NAMES.map((name) => [KNOWN_SERVICES[name].env, stubs[name].url]),
+  );
+  return { stubs, env, close: async () => void (await Promise.all(started.map((s) => s.close()))) };
+}
+
+/** A loopback port on which nothing listens (bound, then released). */
+export async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
