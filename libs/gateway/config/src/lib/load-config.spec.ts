@@ -1,7 +1,12 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_PROXY_TIMEOUT_MS, DEFAULT_SERVICE_PORT, KNOWN_SERVICES } from './env.schema';
+import {
+  DEFAULT_PROXY_TIMEOUT_MS,
+  DEFAULT_SERVICE_PORT,
+  envSchema,
+  KNOWN_SERVICES,
+} from './env.schema';
 import { ConfigError, loadGatewayConfig, readEnvironment } from './load-config';
 
 function errorOf(env: Record<string, string>): string {
@@ -287,5 +292,20 @@ describe('readEnvironment', () => {
     const dir = mkdtempSync(join(tmpdir(), 'helix-env-'));
     const env = { A: '1' };
     expect(readEnvironment(dir, env)).toBe(env);
+  });
+});
+
+describe('.env.example', () => {
+  // readEnvironment reads `.env`: give it a folder whose .env is the example.
+  const dir = mkdtempSync(join(tmpdir(), 'helix-example-'));
+  copyFileSync(join(__dirname, '../../../../../.env.example'), join(dir, '.env'));
+  const example = readEnvironment(dir, {});
+
+  it('documents every variable of the schema', () => {
+    expect(Object.keys(example).sort()).toEqual(Object.keys(envSchema.shape).sort());
+  });
+
+  it('holds exactly the defaults', () => {
+    expect(loadGatewayConfig(example)).toEqual(loadGatewayConfig({}));
   });
 });
