@@ -1,0 +1,5 @@
+module.exports = {
+  displayName: 'demo-services',
+  preset: '../../jest.preset.js',
+  coverageDirectory: '../../coverage/apps/demo-services',
+};
