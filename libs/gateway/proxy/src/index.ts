@@ -1,5 +1,4 @@
 export * from './lib/attach-gateway';
-export * from './lib/error-response';
 export * from './lib/gateway-exception.filter';
 export * from './lib/gateway-pipeline';
 export * from './lib/header-policy';

@@ -13,6 +13,12 @@ export const DEFAULT_SHUTDOWN_DELAY_MS = 0;
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 30_000;
 export const DEFAULT_HEALTH_CHECK_INTERVAL_MS = 10_000;
 export const DEFAULT_HEALTH_CHECK_TIMEOUT_MS = 2_000;
+export const DEFAULT_CORS_EXPOSED_HEADERS =
+  'X-Request-Id,RateLimit-Limit,RateLimit-Remaining,RateLimit-Reset,Retry-After';
+export const DEFAULT_CORS_MAX_AGE_S = 600;
+/** Helmet's own default: 365 days. */
+export const DEFAULT_HSTS_MAX_AGE_S = 31_536_000;
+export const DEFAULT_COMPRESSION_THRESHOLD_BYTES = 1024;
 
 /** The seven platform services, their public prefix and their default upstream. */
 export const KNOWN_SERVICES = {
@@ -41,6 +47,37 @@ const integer = (min: number, max: number, fallback: number) =>
     .transform(Number)
     .refine((n) => n >= min && n <= max, `must be a whole number from ${min} to ${max}`)
     .default(fallback);
+
+const boolean = (fallback: boolean) =>
+  z
+    .string()
+    .trim()
+    .default(String(fallback))
+    .transform((value, ctx) => {
+      if (value === 'true') return true;
+      if (value === 'false') return false;
+      ctx.addIssue({ code: 'custom', message: 'must be true or false' });
+      return z.NEVER;
+    });
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** A comma-separated list of HTTP tokens (methods, header names); empty means unset. */
+const tokenList = (fallback: string, what: string) =>
+  z
+    .string()
+    .trim()
+    .default(fallback)
+    .transform((value, ctx): string[] | undefined => {
+      if (value === '') return undefined;
+      const tokens = value.split(',').map((t) => t.trim());
+      const bad = tokens.find((t) => !TOKEN.test(t));
+      if (bad !== undefined) {
+        ctx.addIssue({ code: 'custom', message: `"${bad}" is not ${what}` });
+        return z.NEVER;
+      }
+      return tokens;
+    });
 
 /** Parses one upstream URL: http or https, with a host, and nothing a proxy cannot honour. */
 export function parseUpstreamUrl(raw: string): URL | string {
@@ -181,6 +218,14 @@ export const envSchema = z.object({
   SERVICE_PORT: integer(0, 65535, DEFAULT_SERVICE_PORT),
   HOST: z.string().trim().min(1, 'must not be empty').default(DEFAULT_HOST),
   CORS_ORIGIN: corsOrigin,
+  CORS_ALLOWED_METHODS: tokenList('', 'an HTTP method'),
+  CORS_ALLOWED_HEADERS: tokenList('', 'a header name'),
+  CORS_EXPOSED_HEADERS: tokenList(DEFAULT_CORS_EXPOSED_HEADERS, 'a header name'),
+  CORS_CREDENTIALS: boolean(false),
+  CORS_MAX_AGE_S: integer(0, 86_400, DEFAULT_CORS_MAX_AGE_S),
+  HSTS_MAX_AGE_S: integer(0, 63_072_000, DEFAULT_HSTS_MAX_AGE_S),
+  COMPRESSION: boolean(true),
+  COMPRESSION_THRESHOLD_BYTES: integer(0, 1_073_741_824, DEFAULT_COMPRESSION_THRESHOLD_BYTES),
   ...serviceUrls,
   PROXY_TIMEOUT_MS: integer(1, 3_600_000, DEFAULT_PROXY_TIMEOUT_MS),
   RATE_LIMIT_MAX: integer(0, 1_000_000_000, DEFAULT_RATE_LIMIT_MAX),

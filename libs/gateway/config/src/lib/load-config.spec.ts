@@ -147,6 +147,26 @@ describe('loadGatewayConfig', () => {
       'HEALTH_CHECK_INTERVAL_MS="5" must be a whole number from 100 to 3600000',
     ],
     [
+      { CORS_ALLOWED_METHODS: 'GET,PO ST' },
+      'CORS_ALLOWED_METHODS="GET,PO ST" "PO ST" is not an HTTP method',
+    ],
+    [
+      { CORS_EXPOSED_HEADERS: 'X-Ok,X:Bad' },
+      'CORS_EXPOSED_HEADERS="X-Ok,X:Bad" "X:Bad" is not a header name',
+    ],
+    [{ CORS_CREDENTIALS: 'yes' }, 'CORS_CREDENTIALS="yes" must be true or false'],
+    [{ CORS_MAX_AGE_S: '99999' }, 'CORS_MAX_AGE_S="99999" must be a whole number from 0 to 86400'],
+    [{ HSTS_MAX_AGE_S: '-1' }, 'HSTS_MAX_AGE_S="-1" must be a whole number from 0 to 63072000'],
+    [{ COMPRESSION: 'on' }, 'COMPRESSION="on" must be true or false'],
+    [
+      { COMPRESSION_THRESHOLD_BYTES: '1k' },
+      'COMPRESSION_THRESHOLD_BYTES="1k" must be a whole number from 0 to 1073741824',
+    ],
+    [
+      { CORS_CREDENTIALS: 'true' },
+      'CORS_CREDENTIALS="true" needs CORS_ORIGIN to list origins; credentials are never allowed with *',
+    ],
+    [
       { HEALTH_CHECK_TIMEOUT_MS: 'x' },
       'HEALTH_CHECK_TIMEOUT_MS="x" must be a whole number from 1 to 600000',
     ],
@@ -169,6 +189,7 @@ describe('GATEWAY_ROUTES_FILE', () => {
         '    targets: [http://127.0.0.1:7000, http://127.0.0.1:7001]',
         '    stripPrefix: true',
         '    websocket: false',
+        '    rateLimit: { max: 5, windowMs: 1000 }',
       ].join('\n'),
     );
     const config = loadGatewayConfig({
@@ -191,6 +212,7 @@ describe('GATEWAY_ROUTES_FILE', () => {
         stripPrefix: true,
         timeoutMs: 30000,
         websocket: false,
+        rateLimit: { max: 5, windowMs: 1000 },
       },
     ]);
   });
@@ -238,6 +260,11 @@ describe('GATEWAY_ROUTES_FILE', () => {
       'a bad boolean',
       { routes: [{ prefix: '/a', service: 'auth', stripPrefix: 'yes' }] },
       'routes[0] (prefix /a) key "stripPrefix": must be true or false',
+    ],
+    [
+      'a rate limit without its window',
+      { routes: [{ prefix: '/a', service: 'auth', rateLimit: { max: 5 } }] },
+      'routes[0] (prefix /a) key "rateLimit": windowMs must be a number of milliseconds',
     ],
     ['no routes', { routes: [] }, 'routes: must hold at least one route'],
     ['a missing list', { paths: [] }, 'routes: must be a list of routes'],

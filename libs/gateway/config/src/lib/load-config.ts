@@ -121,6 +121,13 @@ export function loadRouteFile(file: string, env: GatewayEnv): GatewayRoute[] {
 export function loadGatewayConfig(env: Env): GatewayConfig {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) throw new ConfigError(envIssue(parsed.error.issues[0], env));
+  if (parsed.data.CORS_CREDENTIALS && parsed.data.CORS_ORIGIN === '*') {
+    // Browsers refuse credentials with `Access-Control-Allow-Origin: *`, and echoing any origin
+    // instead would hand every site the user's cookies.
+    throw new ConfigError(
+      'Invalid configuration: CORS_CREDENTIALS="true" needs CORS_ORIGIN to list origins; credentials are never allowed with *',
+    );
+  }
   const routes = parsed.data.GATEWAY_ROUTES_FILE
     ? loadRouteFile(parsed.data.GATEWAY_ROUTES_FILE, parsed.data)
     : resolveRoutes(builtInRoutes(), parsed.data, 'built-in table');

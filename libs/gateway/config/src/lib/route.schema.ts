@@ -47,6 +47,21 @@ export const routeSchema = z.strictObject({
     .max(3_600_000, 'must be at most 3600000')
     .optional(),
   websocket: z.boolean({ message: 'must be true or false' }).default(true),
+  rateLimit: z
+    .strictObject(
+      {
+        max: z
+          .number({ message: 'max must be a number' })
+          .int('max must be a whole number')
+          .min(0, 'max must be at least 0'),
+        windowMs: z
+          .number({ message: 'windowMs must be a number of milliseconds' })
+          .int('windowMs must be a whole number of milliseconds')
+          .min(1, 'windowMs must be at least 1'),
+      },
+      { message: 'must be { max, windowMs }' },
+    )
+    .optional(),
 });
 
 export const routeFileSchema = z.strictObject({

@@ -1,8 +1,13 @@
-import { type ClientRequest, type IncomingMessage, ServerResponse } from 'node:http';
+import {
+  type ClientRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  ServerResponse,
+} from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Logger } from '@nestjs/common';
 import type { Plugin } from 'http-proxy-middleware';
-import { sendError, writeSocketError } from './error-response';
+import { sendError, writeSocketError } from '@helix/gateway-edge';
 import { applyResponseHeaderPolicy } from './header-policy';
 import { classifyUpstreamError, UPSTREAM_FAILURES, type UpstreamFailure } from './upstream-errors';
 
@@ -12,11 +17,15 @@ import { classifyUpstreamError, UPSTREAM_FAILURES, type UpstreamFailure } from '
  */
 export type FailureMode = 'route' | 'health';
 
+/** A policy's last word on an upstream's response headers, before they are copied. */
+export type UpstreamHeadersHook = (headers: IncomingHttpHeaders, res: ServerResponse) => void;
+
 /** The gateway's state of one proxied request, from routing to the upstream's first byte. */
 export interface Exchange {
   readonly requestId: string;
   readonly service: string;
   readonly mode: FailureMode;
+  readonly onUpstreamHeaders: UpstreamHeadersHook;
   /** Where a failure is answered: the response, or the raw socket of an upgrade. */
   readonly target: ServerResponse | Duplex;
   timer: NodeJS.Timeout | undefined;
@@ -75,11 +84,13 @@ export function openExchange(
   service: string,
   timeoutMs: number,
   mode: FailureMode,
+  onUpstreamHeaders: UpstreamHeadersHook,
 ): Exchange {
   const exchange: Exchange = {
     requestId,
     service,
     mode,
+    onUpstreamHeaders,
     target,
     timer: undefined,
     proxyReq: undefined,
@@ -128,6 +139,7 @@ export const exchangePlugin: Plugin = (proxyServer) => {
     settle(exchange);
     if (!exchange || exchange.timedOut) return;
     applyResponseHeaderPolicy(proxyRes.headers, res.shouldKeepAlive, exchange.requestId);
+    exchange.onUpstreamHeaders(proxyRes.headers, res);
   });
   proxyServer.on('econnreset', (_err, req) => settle(exchangeOf(req)));
   proxyServer.on('error', (err, req, target) => {

@@ -8,7 +8,7 @@ import {
   NotFoundException,
 } from '@nestjs/common';
 import { resolveRequestId } from '@helix/gateway-edge';
-import { sendError } from './error-response';
+import { sendError } from '@helix/gateway-edge';
 
 /**
  * Gives the answers of Nest's own routes the contract's JSON error body. Nest's 404 text

@@ -2,9 +2,14 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import type { Socket } from 'node:net';
 import { Inject, Injectable } from '@nestjs/common';
 import { GATEWAY_CONFIG, type GatewayConfig, type GatewayRoute } from '@helix/gateway-config';
-import { assignRequestId, resolveRequestId } from '@helix/gateway-edge';
-import { sendError, writeSocketError } from './error-response';
-import { openExchange } from './exchange';
+import {
+  assignRequestId,
+  EdgePolicies,
+  resolveRequestId,
+  sendError,
+  writeSocketError,
+} from '@helix/gateway-edge';
+import { openExchange, type UpstreamHeadersHook } from './exchange';
 import { applyRequestHeaderPolicy } from './header-policy';
 import { isRejectedTarget, normalizeRequestTarget } from './request-target';
 import { createRouteMatcher } from './route-matcher';
@@ -17,21 +22,26 @@ interface CompiledRoute extends GatewayRoute {
 const BAD_PATH = 'The request path is malformed or ambiguous';
 const NO_ROUTE = 'No route matches this path';
 const NO_WEBSOCKET = 'This path does not accept WebSocket upgrades';
+const HEARTBEAT = '/heartbeat';
 
 /**
  * The request path, written down once. For every request, in this order:
- * request id → normalise the target → match a route → header policy → upstream → response
- * or error. A request that matches no route goes on to Nest, which answers the gateway's own
- * endpoints and the 404.
+ * request id → security headers and CORS (preflights end here) → normalise the target →
+ * match a route → rate limit and compression → header policy → upstream → response or error.
+ * A request that matches no route goes on to Nest, which answers the gateway's own endpoints
+ * and the 404, after the same edge policies (`/heartbeat` is never rate limited).
  */
 @Injectable()
 export class GatewayPipeline {
   private readonly match: (path: string) => CompiledRoute | undefined;
+  private readonly onUpstreamHeaders: UpstreamHeadersHook;
 
   constructor(
     @Inject(GATEWAY_CONFIG) config: GatewayConfig,
     private readonly registry: UpstreamRegistry,
+    private readonly edge: EdgePolicies,
   ) {
+    this.onUpstreamHeaders = edge.onUpstreamHeaders.bind(edge);
     const routes = config.routes.map((route) => {
       const upstream = registry.get(route.service);
       if (!upstream) throw new Error(`no upstream service for route ${route.prefix}`);
@@ -50,6 +60,7 @@ export class GatewayPipeline {
   /** Proxies or rejects the request and returns true, or returns false to let Nest answer. */
   handle(req: IncomingMessage, res: ServerResponse): boolean {
     const requestId = assignRequestId(req, res);
+    if (this.edge.greet(req, res)) return true;
     const target = normalizeRequestTarget(req.url ?? '');
     if (isRejectedTarget(target)) {
       sendError(res, 400, BAD_PATH, requestId);
@@ -57,7 +68,8 @@ export class GatewayPipeline {
     }
     req.url = target.url;
     const route = this.match(target.path);
-    if (!route) return false;
+    if (!route) return target.path !== HEARTBEAT && this.edge.admit(req, res, undefined);
+    if (this.edge.admit(req, res, route)) return true;
 
     const upstream = route.upstream.pick();
     applyRequestHeaderPolicy(
@@ -71,7 +83,15 @@ export class GatewayPipeline {
       false,
     );
     if (route.stripPrefix) req.url = stripPrefix(target.url, route.prefix);
-    openExchange(req, res, requestId, route.service, route.timeoutMs, 'route');
+    openExchange(
+      req,
+      res,
+      requestId,
+      route.service,
+      route.timeoutMs,
+      'route',
+      this.onUpstreamHeaders,
+    );
     void upstream.proxy(req, res);
     return true;
   }
@@ -101,7 +121,7 @@ export class GatewayPipeline {
       false,
     );
     req.url = '/health';
-    openExchange(req, res, requestId, service, timeoutMs, 'health');
+    openExchange(req, res, requestId, service, timeoutMs, 'health', this.onUpstreamHeaders);
     void upstream.proxy(req, res);
     return true;
   }
@@ -142,7 +162,15 @@ export class GatewayPipeline {
       true,
     );
     req.url = route.stripPrefix ? stripPrefix(target.url, route.prefix) : target.url;
-    openExchange(req, socket, requestId, route.service, route.timeoutMs, 'route');
+    openExchange(
+      req,
+      socket,
+      requestId,
+      route.service,
+      route.timeoutMs,
+      'route',
+      this.onUpstreamHeaders,
+    );
     upstream.proxy.upgrade(req, socket, head);
   }
 }

@@ -1,0 +1,164 @@
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { constants as zlib } from 'node:zlib';
+import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
+import { ThrottlerStorageRedisService } from '@nest-lab/throttler-storage-redis';
+import compression from 'compression';
+import Redis from 'ioredis';
+import { GATEWAY_CONFIG, type GatewayConfig, type GatewayRoute } from '@helix/gateway-config';
+import { createClientIpResolver } from './client-ip';
+import { CorsPolicy } from './cors.policy';
+import { sendError } from './error-response';
+import { RateLimiter } from './rate-limiter';
+import { computeSecurityHeaders } from './security-headers';
+
+type Middleware = (req: IncomingMessage, res: ServerResponse, next: () => void) => void;
+
+const noop = (): void => undefined;
+const EVENT_STREAM = /^text\/event-stream/i;
+
+/** Response headers the gateway owns: an upstream's copies are dropped so clients see one. */
+function isGatewayOwned(name: string): boolean {
+  return (
+    name.startsWith('access-control-') || name.startsWith('ratelimit-') || name === 'x-powered-by'
+  );
+}
+
+/**
+ * The edge policies, built once from the configuration: security headers (Helmet), CORS,
+ * rate limiting and compression. The gateway's pipeline runs them ahead of every proxy and of
+ * Nest's own endpoints.
+ */
+@Injectable()
+export class EdgePolicies implements OnModuleDestroy {
+  private readonly logger = new Logger(EdgePolicies.name);
+  private readonly securityHeaders: ReadonlyArray<readonly [string, string]>;
+  private readonly cors: CorsPolicy;
+  private readonly compress: Middleware | undefined;
+  private readonly clientIp: (req: IncomingMessage) => string;
+  private readonly limiter: RateLimiter | undefined;
+  private readonly routeLimiters = new Map<string, RateLimiter>();
+  private readonly redis: Redis | undefined;
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(@Inject(GATEWAY_CONFIG) config: GatewayConfig) {
+    this.securityHeaders = computeSecurityHeaders(config.HSTS_MAX_AGE_S);
+    this.cors = new CorsPolicy({
+      origin: config.CORS_ORIGIN,
+      methods: config.CORS_ALLOWED_METHODS,
+      allowedHeaders: config.CORS_ALLOWED_HEADERS,
+      exposedHeaders: config.CORS_EXPOSED_HEADERS,
+      credentials: config.CORS_CREDENTIALS,
+      maxAgeSeconds: config.CORS_MAX_AGE_S,
+    });
+    this.compress = config.COMPRESSION
+      ? (compression({
+          threshold: config.COMPRESSION_THRESHOLD_BYTES,
+          // Events must reach the client as written, and zlib would hold them back (nest#5762).
+          filter: (req, res) =>
+            !EVENT_STREAM.test(String(res.getHeader('content-type') ?? '')) &&
+            compression.filter(req, res),
+          // Quality 4 of 11: near gzip's speed for dynamic responses, still smaller.
+          brotli: { params: { [zlib.BROTLI_PARAM_QUALITY]: 4 } },
+        }) as Middleware)
+      : undefined;
+    this.clientIp = createClientIpResolver(config.TRUST_PROXY);
+
+    let storage: ThrottlerStorageRedisService | undefined;
+    if (config.REDIS_URL) {
+      this.redis = new Redis(config.REDIS_URL, {
+        // Never queue: a hit that cannot be shared now is counted locally instead.
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 0,
+        connectTimeout: 2000,
+        retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+      });
+      // Connection errors surface through the limiter's state changes; ioredis reconnects itself.
+      this.redis.on('error', noop);
+      storage = new ThrottlerStorageRedisService(this.redis);
+    }
+    const onStorageState = (available: boolean, error?: unknown) => {
+      if (available) this.logger.log('Redis is back: rate limits are shared again');
+      else
+        this.logger.warn(
+          `Redis is unavailable, counting rate limits locally: ${(error as Error)?.message}`,
+        );
+    };
+    if (config.RATE_LIMIT_MAX > 0) {
+      this.limiter = new RateLimiter(
+        config.RATE_LIMIT_MAX,
+        config.RATE_LIMIT_WINDOW_MS,
+        storage,
+        onStorageState,
+      );
+    }
+    for (const route of config.routes) {
+      if (route.rateLimit && route.rateLimit.max > 0) {
+        this.routeLimiters.set(
+          route.prefix,
+          new RateLimiter(
+            route.rateLimit.max,
+            route.rateLimit.windowMs,
+            storage,
+            onStorageState,
+            route.prefix,
+          ),
+        );
+      }
+    }
+    const limiters = [this.limiter, ...this.routeLimiters.values()];
+    this.sweeper = setInterval(() => limiters.forEach((l) => l?.sweep()), 10_000);
+    this.sweeper.unref();
+  }
+
+  /**
+   * Before routing: security headers and CORS. Returns true when the request has been
+   * answered (a CORS preflight).
+   */
+  greet(req: IncomingMessage, res: ServerResponse): boolean {
+    const headers = this.securityHeaders;
+    for (let i = 0; i < headers.length; i++) res.setHeader(headers[i][0], headers[i][1]);
+    return this.cors.handle(req, res);
+  }
+
+  /**
+   * After routing: the rate limit of the route (or the global one for the gateway's own
+   * endpoints), then compression. Returns true when the request has been answered (429).
+   */
+  admit(req: IncomingMessage, res: ServerResponse, route: GatewayRoute | undefined): boolean {
+    const limiter = (route && this.routeLimiters.get(route.prefix)) ?? this.limiter;
+    if (limiter) {
+      const decision = limiter.hit(this.clientIp(req));
+      res.setHeader('ratelimit-limit', decision.limit);
+      res.setHeader('ratelimit-remaining', decision.remaining);
+      res.setHeader('ratelimit-reset', decision.resetSeconds);
+      if (!decision.allowed) {
+        res.setHeader('retry-after', decision.resetSeconds);
+        sendError(
+          res,
+          429,
+          `Rate limit exceeded: retry in ${decision.resetSeconds} s`,
+          String(res.getHeader('x-request-id')),
+        );
+        return true;
+      }
+    }
+    if (this.compress && req.headers['accept-encoding'] !== undefined)
+      this.compress(req, res, noop);
+    return false;
+  }
+
+  /** On an upstream's response headers: the gateway's own CORS, rate-limit and Vary win. */
+  onUpstreamHeaders(headers: IncomingHttpHeaders, res: ServerResponse): void {
+    for (const name in headers) {
+      if (isGatewayOwned(name)) delete headers[name];
+    }
+    const vary = res.getHeader('vary');
+    if (vary !== undefined && headers.vary !== undefined)
+      headers.vary = `${headers.vary}, ${String(vary)}`;
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    clearInterval(this.sweeper);
+    await this.redis?.quit().catch(noop);
+  }
+}
