@@ -1,6 +1,12 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { constants as zlib } from 'node:zlib';
-import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type OnModuleDestroy,
+  type OnModuleInit,
+} from '@nestjs/common';
 import { ThrottlerStorageRedisService } from '@nest-lab/throttler-storage-redis';
 import compression from 'compression';
 import Redis from 'ioredis';
@@ -14,6 +20,7 @@ import { computeSecurityHeaders } from './security-headers';
 type Middleware = (req: IncomingMessage, res: ServerResponse, next: () => void) => void;
 
 const noop = (): void => undefined;
+const REDIS_CONNECT_WAIT_MS = 1000;
 const EVENT_STREAM = /^text\/event-stream/i;
 
 /** Response headers the gateway owns: an upstream's copies are dropped so clients see one. */
@@ -29,7 +36,7 @@ function isGatewayOwned(name: string): boolean {
  * Nest's own endpoints.
  */
 @Injectable()
-export class EdgePolicies implements OnModuleDestroy {
+export class EdgePolicies implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(EdgePolicies.name);
   private readonly securityHeaders: ReadonlyArray<readonly [string, string]>;
   private readonly cors: CorsPolicy;
@@ -108,6 +115,29 @@ export class EdgePolicies implements OnModuleDestroy {
     const limiters = [this.limiter, ...this.routeLimiters.values()];
     this.sweeper = setInterval(() => limiters.forEach((l) => l?.sweep()), 10_000);
     this.sweeper.unref();
+  }
+
+  /**
+   * Gives Redis a moment to connect before traffic arrives, so the first hits are shared; a
+   * Redis that is down does not hold start-up for longer than that (counting is local then).
+   */
+  async onModuleInit(): Promise<void> {
+    const redis = this.redis;
+    if (!redis || redis.status === 'ready') return;
+    const ready = await new Promise<boolean>((resolve) => {
+      const settle = (connected: boolean) => {
+        clearTimeout(timer);
+        redis.off('ready', onReady);
+        redis.off('error', onError);
+        resolve(connected);
+      };
+      const onReady = () => settle(true);
+      const onError = () => settle(false);
+      const timer = setTimeout(onError, REDIS_CONNECT_WAIT_MS);
+      redis.once('ready', onReady);
+      redis.once('error', onError);
+    });
+    if (!ready) this.logger.warn('Redis is unavailable at start-up, counting rate limits locally');
   }
 
   /**

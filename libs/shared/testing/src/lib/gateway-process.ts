@@ -31,7 +31,6 @@ function spawnGateway(env: Record<string, string>): { child: ChildProcess; outpu
   const child = spawn(process.execPath, [GATEWAY_MAIN], {
     cwd: resolve(__dirname, '../../../../..', 'dist'),
     env: {
-      PATH: process.env.PATH ?? '',
       SERVICE_PORT: '0',
       HOST: '127.0.0.1',
       LOG_LEVEL: 'info',
@@ -50,7 +49,7 @@ function spawnGateway(env: Record<string, string>): { child: ChildProcess; outpu
 
 /**
  * Starts the built gateway as a child process on 127.0.0.1 and a free port, with only the
- * given environment (plus PATH), and resolves once it listens.
+ * given environment, and resolves once it listens.
  */
 export async function startGateway(
   env: Record<string, string> = {},

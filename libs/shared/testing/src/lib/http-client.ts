@@ -17,6 +17,8 @@ export interface HttpOptions {
   body?: string | Buffer | Readable;
   agent?: Agent | false;
   signal?: AbortSignal;
+  /** The source address, e.g. 127.0.0.2: on Linux all of 127.0.0.0/8 is loopback, so tests can be distinct clients. */
+  localAddress?: string;
 }
 
 /**
@@ -36,6 +38,7 @@ export function httpRequest(url: string, options: HttpOptions = {}): Promise<Htt
       headers,
       agent: options.agent ?? false,
       signal: options.signal,
+      localAddress: options.localAddress,
     });
     req.on('error', reject);
     req.on('response', (res) => {

@@ -1,0 +1,137 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  type GatewayProcess,
+  httpRequest,
+  startGateway,
+  startStubUpstream,
+  type StubUpstream,
+} from '@helix/shared-testing';
+
+describe('rate limiting', () => {
+  let stub: StubUpstream;
+  const gateways: GatewayProcess[] = [];
+
+  beforeAll(async () => {
+    stub = await startStubUpstream({ name: 'tenant' });
+  });
+
+  afterEach(async () => {
+    await Promise.all(gateways.splice(0).map((g) => g.stop()));
+  });
+
+  afterAll(async () => {
+    await stub?.close();
+  });
+
+  async function gateway(env: Record<string, string>): Promise<GatewayProcess> {
+    const started = await startGateway({ TENANT_SERVICE_URL: stub.url, ...env });
+    gateways.push(started);
+    return started;
+  }
+
+  it('admits RATE_LIMIT_MAX requests per window, then answers 429 without touching the upstream', async () => {
+    const gw = await gateway({ RATE_LIMIT_MAX: '5', RATE_LIMIT_WINDOW_MS: '60000' });
+    const before = stub.requests.filter((r) => r.url.startsWith('/api/tenants/limited')).length;
+    const results = [];
+    for (let i = 0; i < 7; i++) results.push(await httpRequest(`${gw.url}/api/tenants/limited`));
+    expect(results.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 429, 429]);
+    expect(results.map((r) => r.headers['ratelimit-remaining'])).toEqual([
+      '4',
+      '3',
+      '2',
+      '1',
+      '0',
+      '0',
+      '0',
+    ]);
+    for (const r of results) {
+      expect(r.headers['ratelimit-limit']).toBe('5');
+      expect(Number(r.headers['ratelimit-reset'])).toBeGreaterThan(55);
+      expect(Number(r.headers['ratelimit-reset'])).toBeLessThanOrEqual(60);
+    }
+    const limited = results[5];
+    expect(limited.headers['retry-after']).toBe(limited.headers['ratelimit-reset']);
+    expect(limited.json()).toEqual({
+      statusCode: 429,
+      error: 'Too Many Requests',
+      message: `Rate limit exceeded: retry in ${limited.headers['retry-after']} s`,
+      requestId: limited.headers['x-request-id'],
+    });
+    expect(
+      stub.requests.filter((r) => r.url.startsWith('/api/tenants/limited')).length - before,
+    ).toBe(5);
+    // Liveness is never limited; the gateway's other endpoints are.
+    expect((await httpRequest(`${gw.url}/heartbeat`)).status).toBe(200);
+    expect((await httpRequest(`${gw.url}/info`)).status).toBe(429);
+  });
+
+  it('cannot be escaped by rotating X-Forwarded-For when no proxy is trusted (attack: XFF rotation)', async () => {
+    const gw = await gateway({ RATE_LIMIT_MAX: '3' });
+    const statuses = [];
+    for (let i = 0; i < 6; i++) {
+      statuses.push(
+        (
+          await httpRequest(`${gw.url}/api/tenants/x`, {
+            headers: { 'x-forwarded-for': `203.0.113.${i}` },
+          })
+        ).status,
+      );
+    }
+    expect(statuses).toEqual([200, 200, 200, 429, 429, 429]);
+  });
+
+  it('keys on the address a trusted proxy reports, as TRUST_PROXY says', async () => {
+    const gw = await gateway({ RATE_LIMIT_MAX: '1', TRUST_PROXY: 'loopback' });
+    const a = await httpRequest(`${gw.url}/api/tenants/x`, {
+      headers: { 'x-forwarded-for': '198.51.100.1' },
+    });
+    const b = await httpRequest(`${gw.url}/api/tenants/x`, {
+      headers: { 'x-forwarded-for': '198.51.100.2' },
+    });
+    const a2 = await httpRequest(`${gw.url}/api/tenants/x`, {
+      headers: { 'x-forwarded-for': '198.51.100.1' },
+    });
+    expect([a.status, b.status, a2.status]).toEqual([200, 200, 429]);
+  });
+
+  it('applies a stricter per-route limit from the route file', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'helix-rl-')), 'routes.yaml');
+    writeFileSync(
+      file,
+      [
+        'routes:',
+        '  - prefix: /api/auth',
+        '    service: auth',
+        `    targets: [${stub.url}]`,
+        '    rateLimit: { max: 2, windowMs: 60000 }',
+        '  - prefix: /api/tenants',
+        '    service: tenant',
+        `    targets: [${stub.url}]`,
+      ].join('\n'),
+    );
+    const gw = await gateway({ GATEWAY_ROUTES_FILE: file, RATE_LIMIT_MAX: '100' });
+    const auth = [];
+    for (let i = 0; i < 3; i++)
+      auth.push(await httpRequest(`${gw.url}/api/auth/login`, { method: 'POST' }));
+    expect(auth.map((r) => [r.status, r.headers['ratelimit-limit']])).toEqual([
+      [200, '2'],
+      [200, '2'],
+      [429, '2'],
+    ]);
+    const tenants = await httpRequest(`${gw.url}/api/tenants/x`);
+    expect([
+      tenants.status,
+      tenants.headers['ratelimit-limit'],
+      tenants.headers['ratelimit-remaining'],
+    ]).toEqual([200, '100', '99']);
+  });
+
+  it('turns off with RATE_LIMIT_MAX=0', async () => {
+    const gw = await gateway({ RATE_LIMIT_MAX: '0' });
+    const res = await httpRequest(`${gw.url}/api/tenants/x`);
+    expect(res.status).toBe(200);
+    expect(res.headers['ratelimit-limit']).toBeUndefined();
+  });
+});

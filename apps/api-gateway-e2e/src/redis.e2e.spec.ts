@@ -1,0 +1,97 @@
+import {
+  type GatewayProcess,
+  httpRequest,
+  startGateway,
+  startStubUpstream,
+  type StubUpstream,
+} from '@helix/shared-testing';
+import { describeWith, REDIS_SERVER, type RedisServer, startRedis } from './real-deps';
+
+const LIMIT = 20;
+
+describeWith(REDIS_SERVER, 'rate limits shared through a real Redis', () => {
+  let redis: RedisServer;
+  let stub: StubUpstream;
+  let a: GatewayProcess;
+  let b: GatewayProcess;
+
+  beforeAll(async () => {
+    [redis, stub] = await Promise.all([startRedis(), startStubUpstream({ name: 'auth' })]);
+    const env = {
+      AUTH_SERVICE_URL: stub.url,
+      REDIS_URL: redis.url,
+      RATE_LIMIT_MAX: String(LIMIT),
+      RATE_LIMIT_WINDOW_MS: '60000',
+    };
+    [a, b] = await Promise.all([startGateway(env), startGateway(env)]);
+  });
+
+  afterAll(async () => {
+    await Promise.all([a?.stop(), b?.stop()]);
+    await stub?.close();
+    await redis?.stop();
+  });
+
+  // Each test is its own client: a distinct loopback source address is a distinct rate-limit key.
+  async function status(gw: GatewayProcess, client: string): Promise<number> {
+    return (await httpRequest(`${gw.url}/api/auth/x`, { localAddress: client })).status;
+  }
+
+  async function takeTurns(client: string, count: number): Promise<number[]> {
+    const statuses: number[] = [];
+    for (let i = 0; i < count; i++) statuses.push(await status(i % 2 === 0 ? a : b, client));
+    return statuses;
+  }
+
+  it('holds one limit across two instances taking turns, within the README drift: limit + N - 1', async () => {
+    const statuses = await takeTurns('127.0.0.11', 2 * LIMIT);
+    const admitted = statuses.filter((s) => s === 200).length;
+    process.stdout.write(
+      `shared limit, two instances taking turns: admitted ${admitted} of ${2 * LIMIT}, limit ${LIMIT}\n`,
+    );
+    expect(statuses.filter((s) => s !== 200 && s !== 429)).toEqual([]);
+    expect(admitted).toBeGreaterThanOrEqual(LIMIT);
+    expect(admitted).toBeLessThanOrEqual(LIMIT + 1);
+  });
+
+  it('stays within the README drift bound for a simultaneous burst: at most N x limit', async () => {
+    const statuses = await Promise.all(
+      Array.from({ length: 4 * LIMIT }, (_, i) => status(i % 2 === 0 ? a : b, '127.0.0.12')),
+    );
+    const admitted = statuses.filter((s) => s === 200).length;
+    process.stdout.write(
+      `shared limit, burst of ${4 * LIMIT} over two instances: admitted ${admitted}, limit ${LIMIT}\n`,
+    );
+    expect(statuses.filter((s) => s !== 200 && s !== 429)).toEqual([]);
+    expect(admitted).toBeGreaterThanOrEqual(LIMIT);
+    expect(admitted).toBeLessThanOrEqual(2 * LIMIT);
+  });
+
+  it('keeps serving with no 5xx while Redis is down, and shares again once it is back', async () => {
+    await redis.stop();
+    const whileDown = await takeTurns('127.0.0.13', 2 * LIMIT + 4);
+    expect(whileDown.filter((s) => s !== 200 && s !== 429)).toEqual([]);
+    // Counting locally: each instance admits up to the limit on its own.
+    expect(whileDown.filter((s) => s === 200).length).toBe(2 * LIMIT);
+
+    await redis.start();
+    // ioredis reconnects by itself (back-off up to 2 s); each instance says so on its first shared hit.
+    const bothBack = () => [a, b].every((gw) => gw.output().includes('Redis is back'));
+    for (let i = 0; i < 100 && !bothBack(); i++) {
+      await status(a, '127.0.0.14');
+      await status(b, '127.0.0.14');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(bothBack()).toBe(true);
+    const afterRecovery = await takeTurns('127.0.0.15', 2 * LIMIT);
+    const admitted = afterRecovery.filter((s) => s === 200).length;
+    expect(admitted).toBeGreaterThanOrEqual(LIMIT);
+    expect(admitted).toBeLessThanOrEqual(LIMIT + 1);
+    for (const gw of [a, b]) {
+      expect(gw.output().match(/Redis is unavailable/g)).toHaveLength(1);
+      expect(gw.output().match(/Redis is back/g)).toHaveLength(1);
+      expect(gw.output()).not.toMatch(/Unhandled|unhandled/);
+      expect(gw.child.exitCode).toBeNull();
+    }
+  });
+});
