@@ -47,7 +47,7 @@ function credentialedPost(page: Page, url: string): Promise<FetchOutcome> {
         headers: { 'content-type': 'application/json', 'x-client': 'browser' },
         body: '{"hello":"gateway"}',
       });
-      return { ok: true, status: res.status, body: await res.json() };
+      return { ok: true, status: res.status, body: (await res.json()) as FetchOutcome['body'] };
     } catch (err) {
       return { ok: false, error: String(err) };
     }
