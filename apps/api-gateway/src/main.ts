@@ -10,7 +10,7 @@ import {
   nestLogLevels,
   readEnvironment,
 } from '@helix/gateway-config';
-import { attachGateway } from '@helix/gateway-proxy';
+import { attachGateway, GatewayHttpAdapter } from '@helix/gateway-proxy';
 import { AppModule } from './app/app.module';
 
 function loadConfigOrExit(): GatewayConfig {
@@ -25,10 +25,14 @@ function loadConfigOrExit(): GatewayConfig {
 
 async function bootstrap(): Promise<void> {
   const config = loadConfigOrExit();
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.register(config), {
-    bodyParser: false,
-    logger: nestLogLevels(config.LOG_LEVEL),
-  });
+  const app = await NestFactory.create<NestExpressApplication>(
+    AppModule.register(config),
+    new GatewayHttpAdapter(config),
+    {
+      bodyParser: false,
+      logger: nestLogLevels(config.LOG_LEVEL),
+    },
+  );
   app.enableShutdownHooks();
   attachGateway(app);
   try {

@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { loadGatewayConfig } from '@helix/gateway-config';
-import { attachGateway } from '@helix/gateway-proxy';
+import { attachGateway, GatewayHttpAdapter } from '@helix/gateway-proxy';
 import { httpRequest, startStubUpstream, type StubUpstream } from '@helix/shared-testing';
 import { AppModule } from './app.module';
 
@@ -14,10 +14,11 @@ describe('AppModule', () => {
   beforeAll(async () => {
     stub = await startStubUpstream({ name: 'auth' });
     const config = loadGatewayConfig({ AUTH_SERVICE_URL: stub.url, LOG_LEVEL: 'silent' });
-    app = await NestFactory.create<NestExpressApplication>(AppModule.register(config), {
-      bodyParser: false,
-      logger: false,
-    });
+    app = await NestFactory.create<NestExpressApplication>(
+      AppModule.register(config),
+      new GatewayHttpAdapter(config),
+      { bodyParser: false, logger: false },
+    );
     attachGateway(app);
     await app.listen(0, '127.0.0.1');
     base = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;

@@ -1,5 +1,6 @@
 export * from './lib/attach-gateway';
 export * from './lib/gateway-exception.filter';
+export * from './lib/gateway-http.adapter';
 export * from './lib/gateway-pipeline';
 export * from './lib/header-policy';
 export * from './lib/proxy.module';

@@ -19,6 +19,14 @@ export const DEFAULT_CORS_MAX_AGE_S = 600;
 /** Helmet's own default: 365 days. */
 export const DEFAULT_HSTS_MAX_AGE_S = 31_536_000;
 export const DEFAULT_COMPRESSION_THRESHOLD_BYTES = 1024;
+export const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
+export const DEFAULT_MAX_HEADERS_COUNT = 100;
+export const DEFAULT_HEADERS_TIMEOUT_MS = 20_000;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 300_000;
+/** Longer than a load balancer's idle timeout (60 s on most), so the gateway never closes first. */
+export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 65_000;
+/** Shorter than the 5 s of Node.js upstreams, so a pooled socket is never reused as it closes. */
+export const DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS = 4_000;
 
 /** The seven platform services, their public prefix and their default upstream. */
 export const KNOWN_SERVICES = {
@@ -244,6 +252,12 @@ export const envSchema = z.object({
   GATEWAY_WORKERS: workers,
   SHUTDOWN_DELAY_MS: integer(0, 3_600_000, DEFAULT_SHUTDOWN_DELAY_MS),
   SHUTDOWN_TIMEOUT_MS: integer(0, 3_600_000, DEFAULT_SHUTDOWN_TIMEOUT_MS),
+  MAX_HEADER_BYTES: integer(1024, 1_048_576, DEFAULT_MAX_HEADER_BYTES),
+  MAX_HEADERS_COUNT: integer(1, 10_000, DEFAULT_MAX_HEADERS_COUNT),
+  HEADERS_TIMEOUT_MS: integer(1, 3_600_000, DEFAULT_HEADERS_TIMEOUT_MS),
+  REQUEST_TIMEOUT_MS: integer(0, 86_400_000, DEFAULT_REQUEST_TIMEOUT_MS),
+  KEEP_ALIVE_TIMEOUT_MS: integer(1, 3_600_000, DEFAULT_KEEP_ALIVE_TIMEOUT_MS),
+  UPSTREAM_IDLE_TIMEOUT_MS: integer(1, 3_600_000, DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS),
   HEALTH_CHECK_INTERVAL_MS: integer(100, 3_600_000, DEFAULT_HEALTH_CHECK_INTERVAL_MS),
   HEALTH_CHECK_TIMEOUT_MS: integer(1, 600_000, DEFAULT_HEALTH_CHECK_TIMEOUT_MS),
 });

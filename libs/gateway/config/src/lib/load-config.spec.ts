@@ -167,6 +167,31 @@ describe('loadGatewayConfig', () => {
       'CORS_CREDENTIALS="true" needs CORS_ORIGIN to list origins; credentials are never allowed with *',
     ],
     [
+      { MAX_HEADER_BYTES: '100' },
+      'MAX_HEADER_BYTES="100" must be a whole number from 1024 to 1048576',
+    ],
+    [{ MAX_HEADERS_COUNT: '0' }, 'MAX_HEADERS_COUNT="0" must be a whole number from 1 to 10000'],
+    [
+      { HEADERS_TIMEOUT_MS: 'x' },
+      'HEADERS_TIMEOUT_MS="x" must be a whole number from 1 to 3600000',
+    ],
+    [
+      { REQUEST_TIMEOUT_MS: 'x' },
+      'REQUEST_TIMEOUT_MS="x" must be a whole number from 0 to 86400000',
+    ],
+    [
+      { HEADERS_TIMEOUT_MS: '5000', REQUEST_TIMEOUT_MS: '1000' },
+      'HEADERS_TIMEOUT_MS="5000" must not exceed REQUEST_TIMEOUT_MS="1000"',
+    ],
+    [
+      { KEEP_ALIVE_TIMEOUT_MS: '0' },
+      'KEEP_ALIVE_TIMEOUT_MS="0" must be a whole number from 1 to 3600000',
+    ],
+    [
+      { UPSTREAM_IDLE_TIMEOUT_MS: '0' },
+      'UPSTREAM_IDLE_TIMEOUT_MS="0" must be a whole number from 1 to 3600000',
+    ],
+    [
       { HEALTH_CHECK_TIMEOUT_MS: 'x' },
       'HEALTH_CHECK_TIMEOUT_MS="x" must be a whole number from 1 to 600000',
     ],
@@ -260,6 +285,11 @@ describe('GATEWAY_ROUTES_FILE', () => {
       'a bad boolean',
       { routes: [{ prefix: '/a', service: 'auth', stripPrefix: 'yes' }] },
       'routes[0] (prefix /a) key "stripPrefix": must be true or false',
+    ],
+    [
+      'a negative body limit',
+      { routes: [{ prefix: '/a', service: 'auth', maxBodyBytes: -1 }] },
+      'routes[0] (prefix /a) key "maxBodyBytes": must be at least 0',
     ],
     [
       'a rate limit without its window',

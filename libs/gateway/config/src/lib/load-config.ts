@@ -128,6 +128,12 @@ export function loadGatewayConfig(env: Env): GatewayConfig {
       'Invalid configuration: CORS_CREDENTIALS="true" needs CORS_ORIGIN to list origins; credentials are never allowed with *',
     );
   }
+  const { HEADERS_TIMEOUT_MS, REQUEST_TIMEOUT_MS } = parsed.data;
+  if (REQUEST_TIMEOUT_MS > 0 && HEADERS_TIMEOUT_MS > REQUEST_TIMEOUT_MS) {
+    throw new ConfigError(
+      `Invalid configuration: HEADERS_TIMEOUT_MS="${HEADERS_TIMEOUT_MS}" must not exceed REQUEST_TIMEOUT_MS="${REQUEST_TIMEOUT_MS}"`,
+    );
+  }
   const routes = parsed.data.GATEWAY_ROUTES_FILE
     ? loadRouteFile(parsed.data.GATEWAY_ROUTES_FILE, parsed.data)
     : resolveRoutes(builtInRoutes(), parsed.data, 'built-in table');

@@ -47,6 +47,11 @@ export const routeSchema = z.strictObject({
     .max(3_600_000, 'must be at most 3600000')
     .optional(),
   websocket: z.boolean({ message: 'must be true or false' }).default(true),
+  maxBodyBytes: z
+    .number({ message: 'must be a number of bytes' })
+    .int('must be a whole number of bytes')
+    .min(0, 'must be at least 0')
+    .optional(),
   rateLimit: z
     .strictObject(
       {

@@ -30,7 +30,10 @@ export interface Exchange {
   readonly target: ServerResponse | Duplex;
   timer: NodeJS.Timeout | undefined;
   proxyReq: ClientRequest | undefined;
-  timedOut: boolean;
+  /** The gateway has answered itself (timeout, body too large): upstream events are moot. */
+  answered: boolean;
+  /** The route's body limit, enforced while a body of unknown length streams. */
+  readonly maxBodyBytes: number | undefined;
   upgraded: boolean;
 }
 
@@ -64,9 +67,42 @@ function answerFailure(
   }
 }
 
+const BODY_TOO_LARGE = 'The request body is larger than this route accepts';
+
+/** Answers 413 when the request is already too large to forward, before anything is sent. */
+export function rejectOversizedBody(
+  req: IncomingMessage,
+  res: ServerResponse,
+  requestId: string,
+  maxBodyBytes: number,
+): boolean {
+  const length = req.headers['content-length'];
+  if (length === undefined || Number(length) <= maxBodyBytes) return false;
+  res.setHeader('connection', 'close');
+  sendError(res, 413, BODY_TOO_LARGE, requestId);
+  return true;
+}
+
+function limitBody(req: IncomingMessage, exchange: Exchange, maxBodyBytes: number): void {
+  let received = 0;
+  const count = (chunk: Buffer) => {
+    received += chunk.length;
+    if (received <= maxBodyBytes) return;
+    req.off('data', count);
+    exchange.answered = true;
+    settle(exchange);
+    exchange.proxyReq?.destroy();
+    if (exchange.target instanceof ServerResponse) {
+      exchange.target.setHeader('connection', 'close');
+      sendError(exchange.target, 413, BODY_TOO_LARGE, exchange.requestId);
+    }
+  };
+  req.on('data', count);
+}
+
 function onUpstreamTimeout(exchange: Exchange): void {
   exchange.timer = undefined;
-  exchange.timedOut = true;
+  exchange.answered = true;
   exchange.proxyReq?.destroy();
   logger.warn(`upstream timeout service=${exchange.service} requestId=${exchange.requestId}`);
   answerFailure(exchange, 'timeout', exchange.target);
@@ -85,6 +121,7 @@ export function openExchange(
   timeoutMs: number,
   mode: FailureMode,
   onUpstreamHeaders: UpstreamHeadersHook,
+  maxBodyBytes?: number,
 ): Exchange {
   const exchange: Exchange = {
     requestId,
@@ -94,8 +131,9 @@ export function openExchange(
     target,
     timer: undefined,
     proxyReq: undefined,
-    timedOut: false,
+    answered: false,
     upgraded: false,
+    maxBodyBytes,
   };
   exchange.timer = setTimeout(onUpstreamTimeout, timeoutMs, exchange);
   (req as Tagged)[EXCHANGE] = exchange;
@@ -122,7 +160,18 @@ export const exchangePlugin: Plugin = (proxyServer) => {
     const exchange = exchangeOf(req);
     if (!exchange) return;
     exchange.proxyReq = proxyReq;
-    if (exchange.timedOut) proxyReq.destroy();
+    if (exchange.answered) {
+      proxyReq.destroy();
+      return;
+    }
+    // Only a chunked body can carry trailers, or outgrow a limit its length did not announce.
+    if (req.headers['transfer-encoding'] !== undefined) {
+      // Registered before http-proxy's pipe, so the trailers go out before the end of the body.
+      req.once('end', () => {
+        if (req.rawTrailers.length > 0) proxyReq.addTrailers(req.trailers);
+      });
+      if (exchange.maxBodyBytes !== undefined) limitBody(req, exchange, exchange.maxBodyBytes);
+    }
   });
   proxyServer.on('proxyReqWs', (proxyReq, req) => {
     const exchange = exchangeOf(req);
@@ -137,7 +186,12 @@ export const exchangePlugin: Plugin = (proxyServer) => {
   proxyServer.on('proxyRes', (proxyRes, req, res) => {
     const exchange = exchangeOf(req);
     settle(exchange);
-    if (!exchange || exchange.timedOut) return;
+    if (!exchange || exchange.answered) return;
+    if (proxyRes.headers['transfer-encoding'] !== undefined) {
+      proxyRes.once('end', () => {
+        if (proxyRes.rawTrailers.length > 0) res.addTrailers(proxyRes.trailers);
+      });
+    }
     applyResponseHeaderPolicy(proxyRes.headers, res.shouldKeepAlive, exchange.requestId);
     exchange.onUpstreamHeaders(proxyRes.headers, res);
   });
@@ -149,7 +203,7 @@ export const exchangePlugin: Plugin = (proxyServer) => {
       target?.destroy();
       return;
     }
-    if (exchange.timedOut) return;
+    if (exchange.answered) return;
     const failure = classifyUpstreamError(err);
     logger.warn(
       `upstream ${failure} service=${exchange.service} requestId=${exchange.requestId} code=${(err as NodeJS.ErrnoException).code ?? 'none'}`,

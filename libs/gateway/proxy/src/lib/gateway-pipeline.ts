@@ -9,7 +9,7 @@ import {
   sendError,
   writeSocketError,
 } from '@helix/gateway-edge';
-import { openExchange, type UpstreamHeadersHook } from './exchange';
+import { openExchange, rejectOversizedBody, type UpstreamHeadersHook } from './exchange';
 import { applyRequestHeaderPolicy } from './header-policy';
 import { isRejectedTarget, normalizeRequestTarget } from './request-target';
 import { createRouteMatcher } from './route-matcher';
@@ -23,6 +23,7 @@ const BAD_PATH = 'The request path is malformed or ambiguous';
 const NO_ROUTE = 'No route matches this path';
 const NO_WEBSOCKET = 'This path does not accept WebSocket upgrades';
 const HEARTBEAT = '/heartbeat';
+const TOO_MANY_HEADERS = 'The request has too many header fields';
 
 /**
  * The request path, written down once. For every request, in this order:
@@ -35,6 +36,7 @@ const HEARTBEAT = '/heartbeat';
 export class GatewayPipeline {
   private readonly match: (path: string) => CompiledRoute | undefined;
   private readonly onUpstreamHeaders: UpstreamHeadersHook;
+  private readonly maxRawHeaders: number;
 
   constructor(
     @Inject(GATEWAY_CONFIG) config: GatewayConfig,
@@ -42,6 +44,7 @@ export class GatewayPipeline {
     private readonly edge: EdgePolicies,
   ) {
     this.onUpstreamHeaders = edge.onUpstreamHeaders.bind(edge);
+    this.maxRawHeaders = config.MAX_HEADERS_COUNT * 2;
     const routes = config.routes.map((route) => {
       const upstream = registry.get(route.service);
       if (!upstream) throw new Error(`no upstream service for route ${route.prefix}`);
@@ -61,6 +64,10 @@ export class GatewayPipeline {
   handle(req: IncomingMessage, res: ServerResponse): boolean {
     const requestId = assignRequestId(req, res);
     if (this.edge.greet(req, res)) return true;
+    if (req.rawHeaders.length > this.maxRawHeaders) {
+      sendError(res, 431, TOO_MANY_HEADERS, requestId);
+      return true;
+    }
     const target = normalizeRequestTarget(req.url ?? '');
     if (isRejectedTarget(target)) {
       sendError(res, 400, BAD_PATH, requestId);
@@ -70,6 +77,12 @@ export class GatewayPipeline {
     const route = this.match(target.path);
     if (!route) return target.path !== HEARTBEAT && this.edge.admit(req, res, undefined);
     if (this.edge.admit(req, res, route)) return true;
+    if (
+      route.maxBodyBytes !== undefined &&
+      rejectOversizedBody(req, res, requestId, route.maxBodyBytes)
+    ) {
+      return true;
+    }
 
     const upstream = route.upstream.pick();
     applyRequestHeaderPolicy(
@@ -130,6 +143,10 @@ export class GatewayPipeline {
   handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
     socket.on('error', () => socket.destroy());
     const requestId = resolveRequestId(req.headers['x-request-id']);
+    if (req.rawHeaders.length > this.maxRawHeaders) {
+      writeSocketError(socket, 431, TOO_MANY_HEADERS, requestId);
+      return;
+    }
     const target = normalizeRequestTarget(req.url ?? '');
     if (isRejectedTarget(target)) {
       writeSocketError(socket, 400, BAD_PATH, requestId);

@@ -29,6 +29,7 @@ describe('applyRequestHeaderPolicy', () => {
     applyRequestHeaderPolicy(headers, forwarded, false);
     expect(headers).toEqual({
       host: 'auth-service:3001',
+      trailer: 'x-checksum',
       'x-kept': '3',
       authorization: 'Bearer t',
       'content-length': '5',

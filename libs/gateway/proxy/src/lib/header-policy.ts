@@ -5,12 +5,12 @@ export const VIA_PSEUDONYM = 'helix-gateway';
 
 // RFC 9110 §7.6.1 hop-by-hop fields, plus the non-standard Keep-Alive and Proxy-Connection,
 // and Proxy-Authorization/-Authenticate, which belong to the hop that asked for them.
+// `Trailer` is end-to-end (RFC 9110 §6.6.2): it goes along with the trailers it announces.
 const HOP_BY_HOP = [
   'connection',
   'keep-alive',
   'proxy-connection',
   'te',
-  'trailer',
   'transfer-encoding',
   'upgrade',
   'proxy-authenticate',

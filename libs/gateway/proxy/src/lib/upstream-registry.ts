@@ -22,8 +22,15 @@ export interface UpstreamService {
   pick(): Upstream;
 }
 
-function createUpstream(url: URL): Upstream {
-  const options = { keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo' as const };
+function createUpstream(url: URL, idleTimeoutMs: number): Upstream {
+  const options = {
+    keepAlive: true,
+    maxFreeSockets: 256,
+    scheduling: 'lifo' as const,
+    // A pooled socket is dropped before the upstream would close it (node#52649); Node also
+    // honours an upstream's `Keep-Alive: timeout=` hint, minus a second.
+    timeout: idleTimeoutMs,
+  };
   const agent = url.protocol === 'https:' ? new HttpsAgent(options) : new HttpAgent(options);
   const proxy = createProxyMiddleware({
     // A URL object, not a string: httpxy would parse a string again on every request.
@@ -35,8 +42,8 @@ function createUpstream(url: URL): Upstream {
   return { url, host: url.host, agent, proxy };
 }
 
-function createService(name: string, urls: readonly URL[]): UpstreamService {
-  const upstreams = urls.map(createUpstream);
+function createService(name: string, urls: readonly URL[], idleTimeoutMs: number): UpstreamService {
+  const upstreams = urls.map((url) => createUpstream(url, idleTimeoutMs));
   let next = 0;
   return {
     name,
@@ -60,7 +67,10 @@ export class UpstreamRegistry implements OnModuleDestroy {
   constructor(@Inject(GATEWAY_CONFIG) config: GatewayConfig) {
     for (const route of config.routes) {
       if (!this.services.has(route.service)) {
-        this.services.set(route.service, createService(route.service, route.targets));
+        this.services.set(
+          route.service,
+          createService(route.service, route.targets, config.UPSTREAM_IDLE_TIMEOUT_MS),
+        );
       }
     }
   }
