@@ -2,7 +2,7 @@ import type { Server } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { writeSocketError } from '@helix/gateway-edge';
+import { resolveRequestId, writeSocketError } from '@helix/gateway-edge';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { GatewayPipeline } from './gateway-pipeline';
 
@@ -20,6 +20,16 @@ export function attachGateway(app: NestExpressApplication): void {
   server.on('request', pipeline.createRequestListener(express));
   server.on('upgrade', (req, socket, head) => pipeline.handleUpgrade(req, socket as Socket, head));
   server.on('clientError', answerClientError);
+  // SECURITY: the gateway is no forward proxy; a CONNECT tunnel would reach any host.
+  server.on('connect', (req, socket: Duplex) => {
+    writeSocketError(
+      socket,
+      405,
+      'CONNECT is not supported',
+      resolveRequestId(req.headers['x-request-id']),
+    );
+    (socket as Socket).setTimeout(1000, () => socket.destroy());
+  });
 }
 
 const CLIENT_ERRORS: Record<string, [number, string]> = {

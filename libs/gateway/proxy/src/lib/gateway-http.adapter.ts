@@ -23,6 +23,8 @@ export class GatewayHttpAdapter extends ExpressAdapter {
         requestTimeout: config.REQUEST_TIMEOUT_MS,
         connectionsCheckingInterval: 1000,
         keepAliveTimeout: config.KEEP_ALIVE_TIMEOUT_MS,
+        // The pipeline refuses an HTTP/1.1 request without Host itself, with a JSON body.
+        requireHostHeader: false,
       },
       this.getInstance(),
     );

@@ -24,6 +24,7 @@ const NO_ROUTE = 'No route matches this path';
 const NO_WEBSOCKET = 'This path does not accept WebSocket upgrades';
 const HEARTBEAT = '/heartbeat';
 const TOO_MANY_HEADERS = 'The request has too many header fields';
+const NO_HOST = 'An HTTP/1.1 request needs a Host header';
 
 /**
  * The request path, written down once. For every request, in this order:
@@ -66,6 +67,12 @@ export class GatewayPipeline {
     if (this.edge.greet(req, res)) return true;
     if (req.rawHeaders.length > this.maxRawHeaders) {
       sendError(res, 431, TOO_MANY_HEADERS, requestId);
+      return true;
+    }
+    // RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without Host.
+    if (req.headers.host === undefined && req.httpVersionMinor === 1) {
+      res.setHeader('connection', 'close');
+      sendError(res, 400, NO_HOST, requestId);
       return true;
     }
     const target = normalizeRequestTarget(req.url ?? '');
