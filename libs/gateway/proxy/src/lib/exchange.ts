@@ -32,6 +32,8 @@ export interface Exchange {
   proxyReq: ClientRequest | undefined;
   /** The gateway has answered itself (timeout, body too large): upstream events are moot. */
   answered: boolean;
+  /** The upstream's response head arrived: from here on, http-proxy's stream handles failures. */
+  responded: boolean;
   /** The route's body limit, enforced while a body of unknown length streams. */
   readonly maxBodyBytes: number | undefined;
   upgraded: boolean;
@@ -132,6 +134,7 @@ export function openExchange(
     timer: undefined,
     proxyReq: undefined,
     answered: false,
+    responded: false,
     upgraded: false,
     maxBodyBytes,
   };
@@ -187,6 +190,7 @@ export const exchangePlugin: Plugin = (proxyServer) => {
     const exchange = exchangeOf(req);
     settle(exchange);
     if (!exchange || exchange.answered) return;
+    exchange.responded = true;
     if (proxyRes.headers['transfer-encoding'] !== undefined) {
       proxyRes.once('end', () => {
         if (proxyRes.rawTrailers.length > 0) res.addTrailers(proxyRes.trailers);
@@ -208,6 +212,10 @@ export const exchangePlugin: Plugin = (proxyServer) => {
     logger.warn(
       `upstream ${failure} service=${exchange.service} requestId=${exchange.requestId} code=${(err as NodeJS.ErrnoException).code ?? 'none'}`,
     );
+    // After the response head, the body stream ends or is cut by http-proxy itself (a truncated
+    // body destroys the client connection). A complete bodiless 204 or 304 followed by stray
+    // bytes fails the upstream socket but still reaches the client as the upstream sent it.
+    if (exchange.responded) return;
     answerFailure(exchange, failure, target);
   });
 };
