@@ -7,9 +7,9 @@ import {
   ConfigError,
   type GatewayConfig,
   loadGatewayConfig,
-  nestLogLevels,
   readEnvironment,
 } from '@helix/gateway-config';
+import { createRootLogger, PinoNestLogger } from '@helix/gateway-observability';
 import { attachGateway, GatewayHttpAdapter } from '@helix/gateway-proxy';
 import { AppModule } from './app/app.module';
 
@@ -25,12 +25,13 @@ function loadConfigOrExit(): GatewayConfig {
 
 async function bootstrap(): Promise<void> {
   const config = loadConfigOrExit();
+  const logger = createRootLogger(config);
   const app = await NestFactory.create<NestExpressApplication>(
-    AppModule.register(config),
+    AppModule.register(config, logger),
     new GatewayHttpAdapter(config),
     {
       bodyParser: false,
-      logger: nestLogLevels(config.LOG_LEVEL),
+      logger: new PinoNestLogger(logger),
     },
   );
   app.enableShutdownHooks();

@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { loadGatewayConfig } from '@helix/gateway-config';
+import { createRootLogger } from '@helix/gateway-observability';
 import { attachGateway, GatewayHttpAdapter } from '@helix/gateway-proxy';
 import { httpRequest, startStubUpstream, type StubUpstream } from '@helix/shared-testing';
 import { AppModule } from './app.module';
@@ -15,7 +16,7 @@ describe('AppModule', () => {
     stub = await startStubUpstream({ name: 'auth' });
     const config = loadGatewayConfig({ AUTH_SERVICE_URL: stub.url, LOG_LEVEL: 'silent' });
     app = await NestFactory.create<NestExpressApplication>(
-      AppModule.register(config),
+      AppModule.register(config, createRootLogger(config)),
       new GatewayHttpAdapter(config),
       { bodyParser: false, logger: false },
     );

@@ -1,16 +1,19 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { type GatewayConfig, GatewayConfigModule } from '@helix/gateway-config';
 import { HealthModule } from '@helix/gateway-health';
+import { ObservabilityModule } from '@helix/gateway-observability';
 import { ProxyModule } from '@helix/gateway-proxy';
+import type { Logger } from 'pino';
 import { name, version } from '../../package.json';
 
 @Module({})
 export class AppModule {
-  static register(config: GatewayConfig): DynamicModule {
+  static register(config: GatewayConfig, logger: Logger): DynamicModule {
     return {
       module: AppModule,
       imports: [
         GatewayConfigModule.forRoot(config),
+        ObservabilityModule.forRoot(logger),
         ProxyModule,
         HealthModule.forRoot({ name, version }),
       ],

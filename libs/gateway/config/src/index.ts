@@ -2,5 +2,4 @@ export * from './lib/config.module';
 export * from './lib/config.tokens';
 export * from './lib/env.schema';
 export * from './lib/load-config';
-export * from './lib/log-levels';
 export * from './lib/route.schema';

@@ -46,6 +46,9 @@ export const KNOWN_SERVICES = {
 export type KnownService = keyof typeof KNOWN_SERVICES;
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const LOG_FORMATS = ['json', 'pretty'] as const;
+export const DEFAULT_LOG_REDACT_QUERY_KEYS =
+  'token,access_token,refresh_token,id_token,api_key,apikey,key,password,secret,signature,sig,code';
 
 const integer = (min: number, max: number, fallback: number) =>
   z
@@ -248,7 +251,22 @@ export const envSchema = z.object({
   LOG_LEVEL: z
     .enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(', ')}` })
     .default(DEFAULT_LOG_LEVEL),
+  LOG_FORMAT: z
+    .enum(LOG_FORMATS, { message: `must be one of ${LOG_FORMATS.join(', ')}` })
+    .default('json'),
+  ACCESS_LOG: boolean(true),
+  LOG_REDACT_QUERY_KEYS: z
+    .string()
+    .trim()
+    .default(DEFAULT_LOG_REDACT_QUERY_KEYS)
+    .transform((value) =>
+      value
+        .split(',')
+        .map((key) => key.trim().toLowerCase())
+        .filter(Boolean),
+    ),
   METRICS_PORT: integer(0, 65535, DEFAULT_METRICS_PORT),
+  SERVER_TIMING: boolean(true),
   GATEWAY_WORKERS: workers,
   SHUTDOWN_DELAY_MS: integer(0, 3_600_000, DEFAULT_SHUTDOWN_DELAY_MS),
   SHUTDOWN_TIMEOUT_MS: integer(0, 3_600_000, DEFAULT_SHUTDOWN_TIMEOUT_MS),

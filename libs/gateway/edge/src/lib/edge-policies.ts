@@ -11,6 +11,7 @@ import { ThrottlerStorageRedisService } from '@nest-lab/throttler-storage-redis'
 import compression from 'compression';
 import Redis from 'ioredis';
 import { GATEWAY_CONFIG, type GatewayConfig, type GatewayRoute } from '@helix/gateway-config';
+import { GatewayMetrics, recordOf, RequestObserver } from '@helix/gateway-observability';
 import { createClientIpResolver } from './client-ip';
 import { CorsPolicy } from './cors.policy';
 import { sendError } from './error-response';
@@ -47,7 +48,11 @@ export class EdgePolicies implements OnModuleInit, OnModuleDestroy {
   private readonly redis: Redis | undefined;
   private readonly sweeper: NodeJS.Timeout;
 
-  constructor(@Inject(GATEWAY_CONFIG) config: GatewayConfig) {
+  constructor(
+    @Inject(GATEWAY_CONFIG) config: GatewayConfig,
+    observer: RequestObserver,
+    private readonly metrics: GatewayMetrics,
+  ) {
     this.securityHeaders = computeSecurityHeaders(config.HSTS_MAX_AGE_S);
     this.cors = new CorsPolicy({
       origin: config.CORS_ORIGIN,
@@ -69,6 +74,7 @@ export class EdgePolicies implements OnModuleInit, OnModuleDestroy {
         }) as Middleware)
       : undefined;
     this.clientIp = createClientIpResolver(config.TRUST_PROXY);
+    observer.useClientIpResolver(this.clientIp);
 
     let storage: ThrottlerStorageRedisService | undefined;
     if (config.REDIS_URL) {
@@ -84,6 +90,7 @@ export class EdgePolicies implements OnModuleInit, OnModuleDestroy {
       storage = new ThrottlerStorageRedisService(this.redis);
     }
     const onStorageState = (available: boolean, error?: unknown) => {
+      metrics.redisUp.set(available ? 1 : 0);
       if (available) this.logger.log('Redis is back: rate limits are shared again');
       else
         this.logger.warn(
@@ -137,6 +144,7 @@ export class EdgePolicies implements OnModuleInit, OnModuleDestroy {
       redis.once('ready', onReady);
       redis.once('error', onError);
     });
+    this.metrics.redisUp.set(ready ? 1 : 0);
     if (!ready) this.logger.warn('Redis is unavailable at start-up, counting rate limits locally');
   }
 
@@ -157,7 +165,10 @@ export class EdgePolicies implements OnModuleInit, OnModuleDestroy {
   admit(req: IncomingMessage, res: ServerResponse, route: GatewayRoute | undefined): boolean {
     const limiter = (route && this.routeLimiters.get(route.prefix)) ?? this.limiter;
     if (limiter) {
-      const decision = limiter.hit(this.clientIp(req));
+      const clientIp = this.clientIp(req);
+      const record = recordOf(res);
+      if (record) record.clientIp = clientIp;
+      const decision = limiter.hit(clientIp);
       res.setHeader('ratelimit-limit', decision.limit);
       res.setHeader('ratelimit-remaining', decision.remaining);
       res.setHeader('ratelimit-reset', decision.resetSeconds);

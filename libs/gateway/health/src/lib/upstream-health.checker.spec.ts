@@ -1,4 +1,5 @@
 import { loadGatewayConfig } from '@helix/gateway-config';
+import { GatewayMetrics } from '@helix/gateway-observability';
 import { UpstreamRegistry } from '@helix/gateway-proxy';
 import { startStubUpstream, type StubUpstream } from '@helix/shared-testing';
 import { UpstreamHealthChecker } from './upstream-health.checker';
@@ -16,6 +17,7 @@ describe('UpstreamHealthChecker', () => {
   let second: StubUpstream;
   let registry: UpstreamRegistry;
   let checker: UpstreamHealthChecker;
+  let metrics: GatewayMetrics;
 
   beforeEach(async () => {
     up = await startStubUpstream({ name: 'auth' });
@@ -29,7 +31,8 @@ describe('UpstreamHealthChecker', () => {
       HEALTH_CHECK_TIMEOUT_MS: '500',
     });
     registry = new UpstreamRegistry(config);
-    checker = new UpstreamHealthChecker(config, registry);
+    metrics = new GatewayMetrics();
+    checker = new UpstreamHealthChecker(config, registry, metrics);
   });
 
   afterEach(async () => {

@@ -8,6 +8,7 @@ import {
   type OnModuleDestroy,
 } from '@nestjs/common';
 import { GATEWAY_CONFIG, type GatewayConfig } from '@helix/gateway-config';
+import { GatewayMetrics } from '@helix/gateway-observability';
 import { type Upstream, UpstreamRegistry } from '@helix/gateway-proxy';
 
 export type ServiceState = 'up' | 'down' | 'unknown';
@@ -31,6 +32,7 @@ export class UpstreamHealthChecker implements OnApplicationBootstrap, OnModuleDe
   constructor(
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
     private readonly registry: UpstreamRegistry,
+    private readonly metrics: GatewayMetrics,
   ) {
     for (const service of registry.all()) this.states.set(service.name, 'unknown');
   }
@@ -55,6 +57,7 @@ export class UpstreamHealthChecker implements OnApplicationBootstrap, OnModuleDe
       this.registry.all().map(async (service) => {
         const results = await Promise.all(service.upstreams.map((u) => this.probe(u)));
         const state: ServiceState = results.some(Boolean) ? 'up' : 'down';
+        this.metrics.upstreamUp.labels(service.name).set(state === 'up' ? 1 : 0);
         const previous = this.states.get(service.name);
         if (previous !== state) {
           this.logger.log(`service ${service.name} is ${state} (was ${previous})`);

@@ -4,10 +4,12 @@ import {
   type IncomingMessage,
   ServerResponse,
 } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { Logger } from '@nestjs/common';
 import type { Plugin } from 'http-proxy-middleware';
 import { sendError, writeSocketError } from '@helix/gateway-edge';
+import type { RequestRecord } from '@helix/gateway-observability';
 import { applyResponseHeaderPolicy } from './header-policy';
 import { classifyUpstreamError, UPSTREAM_FAILURES, type UpstreamFailure } from './upstream-errors';
 
@@ -17,25 +19,36 @@ import { classifyUpstreamError, UPSTREAM_FAILURES, type UpstreamFailure } from '
  */
 export type FailureMode = 'route' | 'health';
 
-/** A policy's last word on an upstream's response headers, before they are copied. */
-export type UpstreamHeadersHook = (headers: IncomingHttpHeaders, res: ServerResponse) => void;
+/** What the pipeline decides once, at boot, for every exchange. */
+export interface ExchangeHooks {
+  /** A policy's last word on an upstream's response headers, before they are copied. */
+  readonly onUpstreamHeaders: (headers: IncomingHttpHeaders, res: ServerResponse) => void;
+  /** Add `Server-Timing: gw, upstream, total` to proxied responses. */
+  readonly serverTiming: boolean;
+}
 
-/** The gateway's state of one proxied request, from routing to the upstream's first byte. */
-export interface Exchange {
+/** What the pipeline knows of a request when it hands it to an upstream. */
+export interface ExchangeInit {
   readonly requestId: string;
   readonly service: string;
+  readonly timeoutMs: number;
   readonly mode: FailureMode;
-  readonly onUpstreamHeaders: UpstreamHeadersHook;
   /** Where a failure is answered: the response, or the raw socket of an upgrade. */
   readonly target: ServerResponse | Duplex;
+  readonly record: RequestRecord | undefined;
+  /** The route's body limit, enforced while a body of unknown length streams. */
+  readonly maxBodyBytes?: number;
+}
+
+/** The gateway's state of one proxied request, from routing to the upstream's first byte. */
+export interface Exchange extends ExchangeInit {
+  readonly hooks: ExchangeHooks;
   timer: NodeJS.Timeout | undefined;
   proxyReq: ClientRequest | undefined;
   /** The gateway has answered itself (timeout, body too large): upstream events are moot. */
   answered: boolean;
   /** The upstream's response head arrived: from here on, http-proxy's stream handles failures. */
   responded: boolean;
-  /** The route's body limit, enforced while a body of unknown length streams. */
-  readonly maxBodyBytes: number | undefined;
   upgraded: boolean;
 }
 
@@ -43,13 +56,61 @@ const EXCHANGE = Symbol('helix.exchange');
 type Tagged = IncomingMessage & { [EXCHANGE]?: Exchange };
 
 const logger = new Logger('UpstreamExchange');
+const BODY_TOO_LARGE = 'The request body is larger than this route accepts';
 
-function answerFailure(
-  exchange: Exchange,
-  failure: UpstreamFailure,
-  target: ServerResponse | Duplex,
-): void {
+/**
+ * Opens the exchange of a request that is about to be proxied, with its time-to-first-byte
+ * limit. The timer covers connecting, sending and waiting, and stops at the response's head,
+ * so a long download or event stream is never cut by it.
+ */
+export function openExchange(
+  req: IncomingMessage,
+  init: ExchangeInit,
+  hooks: ExchangeHooks,
+): Exchange {
+  const exchange: Exchange = {
+    ...init,
+    hooks,
+    timer: undefined,
+    proxyReq: undefined,
+    answered: false,
+    responded: false,
+    upgraded: false,
+  };
+  exchange.timer = setTimeout(onUpstreamTimeout, init.timeoutMs, exchange);
+  (req as Tagged)[EXCHANGE] = exchange;
+  return exchange;
+}
+
+/** Answers 413 when the request is already too large to forward, before anything is sent. */
+export function rejectOversizedBody(
+  req: IncomingMessage,
+  res: ServerResponse,
+  requestId: string,
+  maxBodyBytes: number,
+): boolean {
+  const length = req.headers['content-length'];
+  if (length === undefined || Number(length) <= maxBodyBytes) return false;
+  res.setHeader('connection', 'close');
+  sendError(res, 413, BODY_TOO_LARGE, requestId);
+  return true;
+}
+
+function exchangeOf(req: IncomingMessage): Exchange | undefined {
+  return (req as Tagged)[EXCHANGE];
+}
+
+function settle(exchange: Exchange | undefined): void {
+  if (exchange?.timer !== undefined) {
+    clearTimeout(exchange.timer);
+    exchange.timer = undefined;
+  }
+}
+
+function answerFailure(exchange: Exchange, failure: UpstreamFailure): void {
+  if (exchange.record) exchange.record.upstreamFailure = failure;
   const { status, message } = UPSTREAM_FAILURES[failure];
+  const target = exchange.target;
   if (target instanceof ServerResponse) {
     if (target.headersSent) {
       // The status line is gone already: cut the connection so the truncation shows.
@@ -69,20 +130,12 @@ function answerFailure(
   }
 }
 
-const BODY_TOO_LARGE = 'The request body is larger than this route accepts';
-
-/** Answers 413 when the request is already too large to forward, before anything is sent. */
-export function rejectOversizedBody(
-  req: IncomingMessage,
-  res: ServerResponse,
-  requestId: string,
-  maxBodyBytes: number,
-): boolean {
-  const length = req.headers['content-length'];
-  if (length === undefined || Number(length) <= maxBodyBytes) return false;
-  res.setHeader('connection', 'close');
-  sendError(res, 413, BODY_TOO_LARGE, requestId);
-  return true;
+function onUpstreamTimeout(exchange: Exchange): void {
+  exchange.timer = undefined;
+  exchange.answered = true;
+  exchange.proxyReq?.destroy();
+  logger.warn(`upstream timeout service=${exchange.service} requestId=${exchange.requestId}`);
+  answerFailure(exchange, 'timeout');
 }
 
 function limitBody(req: IncomingMessage, exchange: Exchange, maxBodyBytes: number): void {
@@ -102,61 +155,21 @@ function limitBody(req: IncomingMessage, exchange: Exchange, maxBodyBytes: numbe
   req.on('data', count);
 }
 
-function onUpstreamTimeout(exchange: Exchange): void {
-  exchange.timer = undefined;
-  exchange.answered = true;
-  exchange.proxyReq?.destroy();
-  logger.warn(`upstream timeout service=${exchange.service} requestId=${exchange.requestId}`);
-  answerFailure(exchange, 'timeout', exchange.target);
+function ms(value: number): string {
+  return value.toFixed(3);
 }
 
-/**
- * Opens the exchange of a request that is about to be proxied, with its time-to-first-byte
- * limit. The timer covers connecting, sending and waiting, and stops at the response's head,
- * so a long download or event stream is never cut by it.
- */
-export function openExchange(
-  req: IncomingMessage,
-  target: ServerResponse | Duplex,
-  requestId: string,
-  service: string,
-  timeoutMs: number,
-  mode: FailureMode,
-  onUpstreamHeaders: UpstreamHeadersHook,
-  maxBodyBytes?: number,
-): Exchange {
-  const exchange: Exchange = {
-    requestId,
-    service,
-    mode,
-    onUpstreamHeaders,
-    target,
-    timer: undefined,
-    proxyReq: undefined,
-    answered: false,
-    responded: false,
-    upgraded: false,
-    maxBodyBytes,
-  };
-  exchange.timer = setTimeout(onUpstreamTimeout, timeoutMs, exchange);
-  (req as Tagged)[EXCHANGE] = exchange;
-  return exchange;
-}
-
-function exchangeOf(req: IncomingMessage): Exchange | undefined {
-  return (req as Tagged)[EXCHANGE];
-}
-
-function settle(exchange: Exchange | undefined): void {
-  if (exchange?.timer !== undefined) {
-    clearTimeout(exchange.timer);
-    exchange.timer = undefined;
-  }
+/** `Server-Timing`: the gateway's own time, the upstream's time to first byte, and their sum. */
+function serverTiming(record: RequestRecord, now: number): string {
+  const upstream = now - (record.upstreamSentAt ?? now);
+  const total = now - record.startedAt;
+  return `gw;dur=${ms(total - upstream)}, upstream;dur=${ms(upstream)}, total;dur=${ms(total)}`;
 }
 
 /**
  * The gateway's hooks into http-proxy-middleware (its default plugins are ejected): header
- * policy on the response, the time-to-first-byte limit, and the error table.
+ * policy and timing on the response, trailers, body limits, the time-to-first-byte limit, and
+ * the error table.
  */
 export const exchangePlugin: Plugin = (proxyServer) => {
   proxyServer.on('proxyReq', (proxyReq, req) => {
@@ -167,6 +180,7 @@ export const exchangePlugin: Plugin = (proxyServer) => {
       proxyReq.destroy();
       return;
     }
+    if (exchange.record) exchange.record.upstreamSentAt = performance.now();
     // Only a chunked body can carry trailers, or outgrow a limit its length did not announce.
     if (req.headers['transfer-encoding'] !== undefined) {
       // Registered before http-proxy's pipe, so the trailers go out before the end of the body.
@@ -191,13 +205,23 @@ export const exchangePlugin: Plugin = (proxyServer) => {
     settle(exchange);
     if (!exchange || exchange.answered) return;
     exchange.responded = true;
+    const record = exchange.record;
+    if (record) {
+      const now = performance.now();
+      record.upstreamFirstByteAt = now;
+      if (exchange.hooks.serverTiming) {
+        const own = serverTiming(record, now);
+        const theirs = proxyRes.headers['server-timing'];
+        proxyRes.headers['server-timing'] = theirs ? `${theirs}, ${own}` : own;
+      }
+    }
     if (proxyRes.headers['transfer-encoding'] !== undefined) {
       proxyRes.once('end', () => {
         if (proxyRes.rawTrailers.length > 0) res.addTrailers(proxyRes.trailers);
       });
     }
     applyResponseHeaderPolicy(proxyRes.headers, res.shouldKeepAlive, exchange.requestId);
-    exchange.onUpstreamHeaders(proxyRes.headers, res);
+    exchange.hooks.onUpstreamHeaders(proxyRes.headers, res);
   });
   proxyServer.on('econnreset', (_err, req) => settle(exchangeOf(req)));
   proxyServer.on('error', (err, req, target) => {
@@ -215,7 +239,10 @@ export const exchangePlugin: Plugin = (proxyServer) => {
     // After the response head, the body stream ends or is cut by http-proxy itself (a truncated
     // body destroys the client connection). A complete bodiless 204 or 304 followed by stray
     // bytes fails the upstream socket but still reaches the client as the upstream sent it.
-    if (exchange.responded) return;
-    answerFailure(exchange, failure, target);
+    if (exchange.responded) {
+      if (exchange.record) exchange.record.upstreamFailure = failure;
+      return;
+    }
+    answerFailure(exchange, failure);
   });
 };

@@ -9,7 +9,9 @@ import {
   sendError,
   writeSocketError,
 } from '@helix/gateway-edge';
-import { openExchange, rejectOversizedBody, type UpstreamHeadersHook } from './exchange';
+import { performance } from 'node:perf_hooks';
+import { recordOf, RequestObserver } from '@helix/gateway-observability';
+import { type ExchangeHooks, openExchange, rejectOversizedBody } from './exchange';
 import { applyRequestHeaderPolicy } from './header-policy';
 import { isRejectedTarget, normalizeRequestTarget } from './request-target';
 import { createRouteMatcher } from './route-matcher';
@@ -36,15 +38,19 @@ const NO_HOST = 'An HTTP/1.1 request needs a Host header';
 @Injectable()
 export class GatewayPipeline {
   private readonly match: (path: string) => CompiledRoute | undefined;
-  private readonly onUpstreamHeaders: UpstreamHeadersHook;
+  private readonly hooks: ExchangeHooks;
   private readonly maxRawHeaders: number;
 
   constructor(
     @Inject(GATEWAY_CONFIG) config: GatewayConfig,
     private readonly registry: UpstreamRegistry,
     private readonly edge: EdgePolicies,
+    private readonly observer: RequestObserver,
   ) {
-    this.onUpstreamHeaders = edge.onUpstreamHeaders.bind(edge);
+    this.hooks = {
+      onUpstreamHeaders: edge.onUpstreamHeaders.bind(edge),
+      serverTiming: config.SERVER_TIMING,
+    };
     this.maxRawHeaders = config.MAX_HEADERS_COUNT * 2;
     const routes = config.routes.map((route) => {
       const upstream = registry.get(route.service);
@@ -63,6 +69,7 @@ export class GatewayPipeline {
 
   /** Proxies or rejects the request and returns true, or returns false to let Nest answer. */
   handle(req: IncomingMessage, res: ServerResponse): boolean {
+    const record = this.observer.begin(req, res, performance.now());
     const requestId = assignRequestId(req, res);
     if (this.edge.greet(req, res)) return true;
     if (req.rawHeaders.length > this.maxRawHeaders) {
@@ -83,6 +90,8 @@ export class GatewayPipeline {
     req.url = target.url;
     const route = this.match(target.path);
     if (!route) return target.path !== HEARTBEAT && this.edge.admit(req, res, undefined);
+    record.route = route.prefix;
+    record.service = route.service;
     if (this.edge.admit(req, res, route)) return true;
     if (
       route.maxBodyBytes !== undefined &&
@@ -105,12 +114,16 @@ export class GatewayPipeline {
     if (route.stripPrefix) req.url = stripPrefix(target.url, route.prefix);
     openExchange(
       req,
-      res,
-      requestId,
-      route.service,
-      route.timeoutMs,
-      'route',
-      this.onUpstreamHeaders,
+      {
+        requestId,
+        service: route.service,
+        timeoutMs: route.timeoutMs,
+        mode: 'route',
+        target: res,
+        record,
+        maxBodyBytes: route.maxBodyBytes,
+      },
+      this.hooks,
     );
     void upstream.proxy(req, res);
     return true;
@@ -141,7 +154,11 @@ export class GatewayPipeline {
       false,
     );
     req.url = '/health';
-    openExchange(req, res, requestId, service, timeoutMs, 'health', this.onUpstreamHeaders);
+    openExchange(
+      req,
+      { requestId, service, timeoutMs, mode: 'health', target: res, record: recordOf(res) },
+      this.hooks,
+    );
     void upstream.proxy(req, res);
     return true;
   }
@@ -188,12 +205,15 @@ export class GatewayPipeline {
     req.url = route.stripPrefix ? stripPrefix(target.url, route.prefix) : target.url;
     openExchange(
       req,
-      socket,
-      requestId,
-      route.service,
-      route.timeoutMs,
-      'route',
-      this.onUpstreamHeaders,
+      {
+        requestId,
+        service: route.service,
+        timeoutMs: route.timeoutMs,
+        mode: 'route',
+        target: socket,
+        record: undefined,
+      },
+      this.hooks,
     );
     upstream.proxy.upgrade(req, socket, head);
   }

@@ -1,0 +1,5 @@
+module.exports = {
+  displayName: 'gateway-observability',
+  preset: '../../../jest.preset.js',
+  coverageDirectory: '../../../coverage/libs/gateway/observability',
+};

@@ -1,0 +1,7 @@
+export * from './lib/gateway-metrics';
+export * from './lib/logger';
+export * from './lib/metrics.server';
+export * from './lib/observability.module';
+export * from './lib/redact-query';
+export * from './lib/request-observer';
+export * from './lib/request-record';

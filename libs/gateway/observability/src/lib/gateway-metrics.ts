@@ -1,0 +1,75 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+const DURATION_BUCKETS = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+];
+
+/** Bounded label values: a method outside the standard set is OTHER, a status its class. */
+export function methodLabel(method: string | undefined): string {
+  return method !== undefined && KNOWN_METHODS.has(method) ? method : 'OTHER';
+}
+
+export function statusClass(status: number): string {
+  return status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : 'other';
+}
+
+/**
+ * The gateway's Prometheus metrics, on their own registry. Every label set is bounded: routes
+ * are the route table's prefixes (or `gateway`, `unmatched`), never raw paths.
+ */
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  readonly requests = new Counter({
+    name: 'helix_gateway_requests_total',
+    help: 'Requests answered, by route prefix, method and status class.',
+    labelNames: ['route', 'method', 'status_class'] as const,
+    registers: [this.registry],
+  });
+  readonly requestDuration = new Histogram({
+    name: 'helix_gateway_request_duration_seconds',
+    help: 'Time from the request reaching the gateway to the end of its response.',
+    labelNames: ['route', 'method', 'status_class'] as const,
+    buckets: DURATION_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly upstreamDuration = new Histogram({
+    name: 'helix_gateway_upstream_duration_seconds',
+    help: "Time from sending a request upstream to the upstream's response head (time to first byte).",
+    labelNames: ['service'] as const,
+    buckets: DURATION_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly upstreamErrors = new Counter({
+    name: 'helix_gateway_upstream_errors_total',
+    help: 'Failed upstream exchanges, by service and error code (refused, reset, timeout, ...).',
+    labelNames: ['service', 'code'] as const,
+    registers: [this.registry],
+  });
+  readonly rateLimited = new Counter({
+    name: 'helix_gateway_rate_limited_total',
+    help: 'Requests refused with 429, by route prefix.',
+    labelNames: ['route'] as const,
+    registers: [this.registry],
+  });
+  readonly inFlight = new Gauge({
+    name: 'helix_gateway_requests_in_flight',
+    help: 'Requests being answered now.',
+    registers: [this.registry],
+  });
+  readonly upstreamUp = new Gauge({
+    name: 'helix_gateway_upstream_up',
+    help: '1 when the background checker last found the service up, 0 when down.',
+    labelNames: ['service'] as const,
+    registers: [this.registry],
+  });
+  readonly redisUp = new Gauge({
+    name: 'helix_gateway_redis_up',
+    help: '1 while rate-limit counters are shared through Redis, 0 while counting locally.',
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+}

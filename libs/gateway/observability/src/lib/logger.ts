@@ -1,0 +1,59 @@
+import type { LoggerService } from '@nestjs/common';
+import pino, { type Logger } from 'pino';
+import type { GatewayConfig } from '@helix/gateway-config';
+
+/**
+ * The process's one pino logger: JSON lines written asynchronously to stdout, or pretty
+ * lines through pino-pretty (a development dependency) with LOG_FORMAT=pretty.
+ */
+export function createRootLogger(config: Pick<GatewayConfig, 'LOG_LEVEL' | 'LOG_FORMAT'>): Logger {
+  const options = {
+    level: config.LOG_LEVEL,
+    base: undefined,
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label: string) => ({ level: label }) },
+    // SECURITY: credentials never reach a log line, whatever a caller passes in.
+    redact: {
+      paths: [
+        'headers.authorization',
+        'headers.cookie',
+        '*.headers.authorization',
+        '*.headers.cookie',
+      ],
+      censor: '[REDACTED]',
+    },
+  };
+  if (config.LOG_FORMAT === 'pretty') {
+    return pino(options, pino.transport({ target: 'pino-pretty', options: { colorize: true } }));
+  }
+  return pino(options, pino.destination({ dest: 1, sync: false }));
+}
+
+/** Nest's logger interface on pino, so Nest's own lines are JSON too. */
+export class PinoNestLogger implements LoggerService {
+  constructor(private readonly logger: Logger) {}
+
+  log(message: unknown, context?: string): void {
+    this.logger.info({ context }, String(message));
+  }
+
+  error(message: unknown, stack?: string, context?: string): void {
+    this.logger.error({ context, stack }, String(message));
+  }
+
+  warn(message: unknown, context?: string): void {
+    this.logger.warn({ context }, String(message));
+  }
+
+  debug(message: unknown, context?: string): void {
+    this.logger.debug({ context }, String(message));
+  }
+
+  verbose(message: unknown, context?: string): void {
+    this.logger.trace({ context }, String(message));
+  }
+
+  fatal(message: unknown, context?: string): void {
+    this.logger.fatal({ context }, String(message));
+  }
+}

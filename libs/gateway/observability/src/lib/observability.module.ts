@@ -1,0 +1,23 @@
+import { type DynamicModule, Global, Module } from '@nestjs/common';
+import type { Logger } from 'pino';
+import { GatewayMetrics } from './gateway-metrics';
+import { MetricsServer } from './metrics.server';
+import { RequestObserver, ROOT_LOGGER } from './request-observer';
+
+/** Access log, metrics and the metrics server, available to every lib. */
+@Global()
+@Module({})
+export class ObservabilityModule {
+  static forRoot(logger: Logger): DynamicModule {
+    return {
+      module: ObservabilityModule,
+      providers: [
+        { provide: ROOT_LOGGER, useValue: logger },
+        { provide: GatewayMetrics, useValue: new GatewayMetrics() },
+        RequestObserver,
+        MetricsServer,
+      ],
+      exports: [ROOT_LOGGER, GatewayMetrics, RequestObserver],
+    };
+  }
+}

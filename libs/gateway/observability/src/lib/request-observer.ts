@@ -1,0 +1,116 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { Inject, Injectable } from '@nestjs/common';
+import type { Logger } from 'pino';
+import { GATEWAY_CONFIG, type GatewayConfig } from '@helix/gateway-config';
+import { GatewayMetrics, methodLabel, statusClass } from './gateway-metrics';
+import { redactQuery } from './redact-query';
+import { attachRecord, type RequestRecord } from './request-record';
+
+/** Injection token of the process's root pino logger. */
+export const ROOT_LOGGER = Symbol('ROOT_LOGGER');
+
+type ClientIpResolver = (req: IncomingMessage) => string;
+
+/**
+ * Opens a RequestRecord for every request and, when its response closes, writes the access-log
+ * line and updates the metrics. Nothing here runs before the response is on its way.
+ */
+@Injectable()
+export class RequestObserver {
+  private readonly accessLog: boolean;
+  private readonly metricsOn: boolean;
+  private readonly redactKeys: ReadonlySet<string>;
+  private resolveClientIp: ClientIpResolver = (req) => req.socket.remoteAddress ?? 'unknown';
+
+  constructor(
+    @Inject(GATEWAY_CONFIG) config: GatewayConfig,
+    @Inject(ROOT_LOGGER) private readonly logger: Logger,
+    private readonly metrics: GatewayMetrics,
+  ) {
+    this.accessLog = config.ACCESS_LOG && logger.isLevelEnabled('info');
+    this.metricsOn = config.METRICS_PORT !== 0;
+    this.redactKeys = new Set(config.LOG_REDACT_QUERY_KEYS);
+  }
+
+  /** The edge's TRUST_PROXY-aware resolver, for requests the rate limiter did not look at. */
+  useClientIpResolver(resolver: ClientIpResolver): void {
+    this.resolveClientIp = resolver;
+  }
+
+  begin(req: IncomingMessage, res: ServerResponse, startedAt: number): RequestRecord {
+    const socket = req.socket;
+    const record: RequestRecord = {
+      startedAt,
+      bytesReadBefore: socket.bytesRead,
+      bytesWrittenBefore: socket.bytesWritten,
+      route: 'gateway',
+      service: undefined,
+      clientIp: undefined,
+      upstreamSentAt: undefined,
+      upstreamFirstByteAt: undefined,
+      upstreamFailure: undefined,
+    };
+    attachRecord(res, record);
+    if (this.accessLog || this.metricsOn) {
+      const url = req.url ?? '';
+      if (this.metricsOn) this.metrics.inFlight.inc();
+      res.once('close', () => this.finish(req, res, record, url));
+    }
+    return record;
+  }
+
+  private finish(
+    req: IncomingMessage,
+    res: ServerResponse,
+    record: RequestRecord,
+    url: string,
+  ): void {
+    const durationMs = performance.now() - record.startedAt;
+    const status = res.statusCode;
+    const route = record.route === 'gateway' && status === 404 ? 'unmatched' : record.route;
+    const ttfbMs =
+      record.upstreamSentAt !== undefined && record.upstreamFirstByteAt !== undefined
+        ? record.upstreamFirstByteAt - record.upstreamSentAt
+        : undefined;
+    if (this.metricsOn) {
+      const m = this.metrics;
+      const method = methodLabel(req.method);
+      const cls = statusClass(status);
+      m.inFlight.dec();
+      m.requests.labels(route, method, cls).inc();
+      m.requestDuration.labels(route, method, cls).observe(durationMs / 1000);
+      if (ttfbMs !== undefined && record.service)
+        m.upstreamDuration.labels(record.service).observe(ttfbMs / 1000);
+      if (record.upstreamFailure && record.service)
+        m.upstreamErrors.labels(record.service, record.upstreamFailure).inc();
+      if (status === 429) m.rateLimited.labels(route).inc();
+    }
+    if (this.accessLog) {
+      const socket = req.socket;
+      this.logger.info(
+        {
+          requestId: res.getHeader('x-request-id'),
+          method: req.method,
+          path: redactQuery(url, this.redactKeys),
+          route,
+          service: record.service,
+          status,
+          aborted: !res.writableFinished || undefined,
+          bytesIn: socket.bytesRead - record.bytesReadBefore,
+          bytesOut: socket.bytesWritten - record.bytesWrittenBefore,
+          durationMs: round(durationMs),
+          upstreamTtfbMs: ttfbMs === undefined ? undefined : round(ttfbMs),
+          upstreamFailure: record.upstreamFailure,
+          clientIp: record.clientIp ?? this.resolveClientIp(req),
+          userAgent: req.headers['user-agent'],
+        },
+        'request',
+      );
+    }
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}

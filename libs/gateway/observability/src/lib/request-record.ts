@@ -1,0 +1,29 @@
+import type { ServerResponse } from 'node:http';
+
+/** What the gateway learns about one request on its way, read when the response closes. */
+export interface RequestRecord {
+  /** `performance.now()` when the request reached the gateway. */
+  readonly startedAt: number;
+  readonly bytesReadBefore: number;
+  readonly bytesWrittenBefore: number;
+  /** The route's prefix; `gateway` for the gateway's own endpoints. */
+  route: string;
+  service: string | undefined;
+  clientIp: string | undefined;
+  /** When the request went to the upstream, and when its response head came back. */
+  upstreamSentAt: number | undefined;
+  upstreamFirstByteAt: number | undefined;
+  /** A failure of the upstream exchange, from the error table (refused, reset, timeout…). */
+  upstreamFailure: string | undefined;
+}
+
+const RECORD = Symbol('helix.record');
+type Tagged = ServerResponse & { [RECORD]?: RequestRecord };
+
+export function attachRecord(res: ServerResponse, record: RequestRecord): void {
+  (res as Tagged)[RECORD] = record;
+}
+
+export function recordOf(res: ServerResponse): RequestRecord | undefined {
+  return (res as Tagged)[RECORD];
+}
