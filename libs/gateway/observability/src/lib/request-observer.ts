@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
@@ -11,6 +12,11 @@ import { attachRecord, type RequestRecord } from './request-record';
 export const ROOT_LOGGER = Symbol('ROOT_LOGGER');
 
 type ClientIpResolver = (req: IncomingMessage) => string;
+
+// A request's bytes are often read along with its headers, before the gateway sees it, so
+// what the socket had read when the previous request on it ended is where this one starts.
+const READ_BEFORE = Symbol('helix.bytesReadBefore');
+type CountedSocket = Socket & { [READ_BEFORE]?: number };
 
 /**
  * Opens a RequestRecord for every request and, when its response closes, writes the access-log
@@ -39,10 +45,10 @@ export class RequestObserver {
   }
 
   begin(req: IncomingMessage, res: ServerResponse, startedAt: number): RequestRecord {
-    const socket = req.socket;
+    const socket = req.socket as CountedSocket;
     const record: RequestRecord = {
       startedAt,
-      bytesReadBefore: socket.bytesRead,
+      bytesReadBefore: socket[READ_BEFORE] ?? 0,
       bytesWrittenBefore: socket.bytesWritten,
       route: 'gateway',
       service: undefined,
@@ -86,8 +92,9 @@ export class RequestObserver {
         m.upstreamErrors.labels(record.service, record.upstreamFailure).inc();
       if (status === 429) m.rateLimited.labels(route).inc();
     }
+    const socket = req.socket as CountedSocket;
+    socket[READ_BEFORE] = socket.bytesRead;
     if (this.accessLog) {
-      const socket = req.socket;
       this.logger.info(
         {
           requestId: res.getHeader('x-request-id'),
