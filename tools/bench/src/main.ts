@@ -1,0 +1,286 @@
+// The gateway against the upstream it fronts and two reference proxies. Prints a table, writes
+// bench-results/<date>.json and bench-results/latency.svg. Run with `npm run bench`, which
+// builds the gateway and the demo services first; see USAGE in options.ts for the flags.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { download } from './download.ts';
+import { drawLatencyChart } from './latency-chart.ts';
+import { runOpenLoop } from './open-loop.ts';
+import { type BenchOptions, OptionsError, readOptions, USAGE } from './options.ts';
+import { ProcessGroup, reserveFreePort, waitForListeningUrl, waitForOk } from './processes.ts';
+import {
+  type BenchResults,
+  formatReport,
+  type LatencySummary,
+  type SaturationSummary,
+  TARGETS,
+  type TargetName,
+} from './report.ts';
+import { readRssBytes, sampleMaxRss } from './rss.ts';
+import { runSaturation, type SaturationRun } from './saturation.ts';
+import { mean, nsToMs, percentile, roundMs } from './stats.ts';
+
+const ROOT = resolve(import.meta.dirname, '../../..');
+const RESULTS_DIR = resolve(ROOT, 'bench-results');
+const PATH = '/api/auth/health';
+const HEADERS = { origin: 'http://bench.example', 'accept-encoding': 'gzip, br' };
+const START_TIMEOUT_MS = 15_000;
+const RSS_INTERVAL_MS = 50;
+const SETTLE_MS = 1000;
+
+const DESCRIPTIONS: Record<TargetName, string> = {
+  direct: 'the demo auth upstream itself (dist/apps/demo-services, DEMO_SERVICES=auth=0)',
+  gateway: 'the built gateway (dist/apps/api-gateway), NODE_ENV=production, one worker',
+  'bare-node': 'node:http server + http.request with a keep-alive Agent (bare-node-proxy.ts)',
+  fastify: '@fastify/http-proxy with its defaults (fastify-proxy.ts)',
+};
+
+function say(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+async function startUpstream(group: ProcessGroup): Promise<string> {
+  const upstream = group.spawn(
+    'demo auth upstream',
+    resolve(ROOT, 'dist/apps/demo-services/main.js'),
+    { DEMO_SERVICES: 'auth=0' },
+    ROOT,
+  );
+  return waitForListeningUrl(upstream, START_TIMEOUT_MS);
+}
+
+/**
+ * The gateway with every edge feature on and out of the way of the load: CORS for the
+ * benchmark's Origin, a rate limit too high to trip, and every service pointed at the one
+ * upstream so the background health checks succeed instead of failing DNS look-ups.
+ */
+async function gatewayEnvironment(upstreamUrl: string): Promise<Record<string, string>> {
+  const services = ['AUTH', 'TENANT', 'ADMIN', 'FILE', 'KIRA', 'VERA', 'CLEVERSCREEN'];
+  return {
+    NODE_ENV: 'production',
+    LOG_LEVEL: 'warn',
+    HOST: '127.0.0.1',
+    SERVICE_PORT: String(await reserveFreePort()),
+    METRICS_PORT: String(await reserveFreePort()),
+    CORS_ORIGIN: HEADERS.origin,
+    RATE_LIMIT_MAX: '100000000',
+    ...Object.fromEntries(services.map((s) => [`${s}_SERVICE_URL`, upstreamUrl])),
+  };
+}
+
+async function startBaseline(group: ProcessGroup, name: string, file: string, upstreamUrl: string) {
+  const baseline = group.spawn(
+    name,
+    resolve(import.meta.dirname, file),
+    { UPSTREAM_URL: upstreamUrl },
+    ROOT,
+  );
+  return waitForListeningUrl(baseline, START_TIMEOUT_MS);
+}
+
+/** A benchmark of 404s or of the wrong upstream would measure nothing: check each target once. */
+async function checkTarget(name: TargetName, url: string): Promise<void> {
+  const res = await fetch(url, { headers: HEADERS });
+  const body = (await res.json().catch(() => undefined)) as { service?: string } | undefined;
+  if (res.status !== 200 || body?.service !== 'auth') {
+    throw new Error(`${name}: GET ${url} answered ${res.status}, not the auth upstream's echo`);
+  }
+}
+
+function summarizeSaturation(rounds: SaturationRun[]): SaturationSummary {
+  const rps = rounds.map((r) => r.requestsPerSecond);
+  return {
+    requestsPerSecond: mean(rps),
+    minRequestsPerSecond: Math.min(...rps),
+    maxRequestsPerSecond: Math.max(...rps),
+    p50Ms: mean(rounds.map((r) => r.p50Ms)),
+    p97_5Ms: mean(rounds.map((r) => r.p97_5Ms)),
+    p99Ms: mean(rounds.map((r) => r.p99Ms)),
+    errors: rounds.reduce((n, r) => n + r.errors, 0),
+    non2xx: rounds.reduce((n, r) => n + r.non2xx, 0),
+    rounds,
+  };
+}
+
+async function saturate(
+  urls: Record<TargetName, string>,
+  options: BenchOptions,
+): Promise<Record<TargetName, SaturationSummary>> {
+  const runs = Object.fromEntries(TARGETS.map((t) => [t, [] as SaturationRun[]]));
+  for (let round = 1; round <= options.rounds; round++) {
+    for (const target of TARGETS) {
+      await runSaturation(urls[target], HEADERS, options.connections, options.warmup);
+      const run = await runSaturation(urls[target], HEADERS, options.connections, options.duration);
+      runs[target].push(run);
+      say(
+        `  round ${round}/${options.rounds} ${target.padEnd(9)} ${Math.round(run.requestsPerSecond)} req/s, p99 ${run.p99Ms} ms, ${run.errors} errors, ${run.non2xx} non-2xx`,
+      );
+    }
+  }
+  return Object.fromEntries(TARGETS.map((t) => [t, summarizeSaturation(runs[t])])) as Record<
+    TargetName,
+    SaturationSummary
+  >;
+}
+
+async function measureLatency(url: string, options: BenchOptions): Promise<LatencySummary> {
+  const r = await runOpenLoop(url, HEADERS, options.rate, options.latencyDuration);
+  return {
+    p50Ms: nsToMs(percentile(r.latenciesNs, 50)),
+    p90Ms: nsToMs(percentile(r.latenciesNs, 90)),
+    p99Ms: nsToMs(percentile(r.latenciesNs, 99)),
+    maxMs: nsToMs(percentile(r.latenciesNs, 100)),
+    sent: r.sent,
+    ok: r.ok,
+    non2xx: r.non2xx,
+    errors: r.errors,
+    unfinished: r.unfinished,
+    sendLagP99Ms: nsToMs(percentile(r.sendLagNs, 99)),
+  };
+}
+
+async function measureDownload(pid: number, baseUrl: string, bytes: number) {
+  const rssBeforeBytes = readRssBytes(pid);
+  const sampler = sampleMaxRss(pid, RSS_INTERVAL_MS);
+  const got = await download(`${baseUrl}/api/auth/download?bytes=${bytes}`, HEADERS);
+  const rssMaxBytes = sampler.stop();
+  const rssAfterBytes = readRssBytes(pid);
+  if (got.status !== 200 || got.bytes !== bytes) {
+    throw new Error(
+      `download through the gateway: status ${got.status}, ${got.bytes} of ${bytes} bytes`,
+    );
+  }
+  return {
+    bytes: got.bytes,
+    seconds: got.seconds,
+    rssBeforeBytes,
+    rssMaxBytes,
+    rssAfterBytes,
+    rssDeltaBytes: rssAfterBytes - rssBeforeBytes,
+  };
+}
+
+function describeMachine(): { commit: string; cpus: string } {
+  const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT })
+    .toString()
+    .trim();
+  const dirty =
+    execFileSync('git', ['status', '--porcelain', '--', '.', ':!bench-results'], { cwd: ROOT })
+      .length > 0;
+  const list = cpus();
+  return {
+    commit: dirty ? `${commit}+changes` : commit,
+    cpus: `${list.length} × ${list[0]?.model.trim()}`,
+  };
+}
+
+async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchResults> {
+  const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  say('Starting the upstream, the gateway and the baselines on 127.0.0.1');
+  const upstreamUrl = await startUpstream(group);
+  const gatewayEnv = await gatewayEnvironment(upstreamUrl);
+  const gatewayUrl = `http://127.0.0.1:${gatewayEnv['SERVICE_PORT']}`;
+  // Alone, so the ready time is not slowed by the baselines starting beside it.
+  const gateway = group.spawn(
+    'gateway',
+    resolve(ROOT, 'dist/apps/api-gateway/main.js'),
+    gatewayEnv,
+    resolve(ROOT, 'dist/apps/api-gateway'),
+  );
+  const readyMs =
+    (await waitForOk(gateway, `${gatewayUrl}/heartbeat`, START_TIMEOUT_MS)) - gateway.spawnedAt;
+  const [bareUrl, fastifyUrl] = await Promise.all([
+    startBaseline(group, 'bare node proxy', 'bare-node-proxy.ts', upstreamUrl),
+    startBaseline(group, 'fastify proxy', 'fastify-proxy.ts', upstreamUrl),
+  ]);
+  const bases: Record<TargetName, string> = {
+    direct: upstreamUrl,
+    gateway: gatewayUrl,
+    'bare-node': bareUrl,
+    fastify: fastifyUrl,
+  };
+  const urls = Object.fromEntries(TARGETS.map((t) => [t, `${bases[t]}${PATH}`])) as Record<
+    TargetName,
+    string
+  >;
+  for (const target of TARGETS) await checkTarget(target, urls[target]);
+  const gatewayPid = gateway.child.pid as number;
+  await sleep(SETTLE_MS);
+  const rssIdleBytes = readRssBytes(gatewayPid);
+
+  say(`Saturation: ${options.rounds} round(s), ${options.duration} s per target`);
+  const rss = sampleMaxRss(gatewayPid, RSS_INTERVAL_MS);
+  const saturation = await saturate(urls, options);
+  const rssMaxSaturationBytes = rss.stop();
+
+  say(`Fixed rate: ${options.rate} req/s for ${options.latencyDuration} s per target`);
+  const latency = {} as Record<TargetName, LatencySummary>;
+  for (const target of TARGETS) {
+    // A pause first, so the work the previous load left behind (GC, closing sockets) is done.
+    await sleep(SETTLE_MS);
+    latency[target] = await measureLatency(urls[target], options);
+    say(`  ${target.padEnd(9)} p50 ${latency[target].p50Ms} ms, p99 ${latency[target].p99Ms} ms`);
+  }
+
+  say(`Download: ${options.downloadBytes} bytes through the gateway`);
+  const downloadFigures = await measureDownload(gatewayPid, gatewayUrl, options.downloadBytes);
+
+  const rps = (t: TargetName): number => saturation[t].requestsPerSecond;
+  return {
+    date,
+    ...describeMachine(),
+    node: process.version,
+    options,
+    targets: DESCRIPTIONS,
+    url: { path: PATH, headers: HEADERS },
+    gatewayEnv,
+    saturation,
+    ratios: {
+      'gateway/direct': rps('gateway') / rps('direct'),
+      'gateway/bare-node': rps('gateway') / rps('bare-node'),
+      'gateway/fastify': rps('gateway') / rps('fastify'),
+      'bare-node/direct': rps('bare-node') / rps('direct'),
+      'fastify/direct': rps('fastify') / rps('direct'),
+    },
+    fixedRate: {
+      ratePerSecond: options.rate,
+      durationSeconds: options.latencyDuration,
+      targets: latency,
+      gatewayAddedMs: {
+        p50: roundMs(latency.gateway.p50Ms - latency.direct.p50Ms),
+        p99: roundMs(latency.gateway.p99Ms - latency.direct.p99Ms),
+      },
+    },
+    gateway: { readyMs, rssIdleBytes, rssMaxSaturationBytes, download: downloadFigures },
+  };
+}
+
+async function main(): Promise<void> {
+  const options = readOptions(process.argv.slice(2), process.env);
+  if (options === 'help') {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const group = new ProcessGroup();
+  let results: BenchResults;
+  try {
+    results = await run(options, group);
+  } finally {
+    await group.stop();
+  }
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  // Colons are not allowed in Windows file names.
+  const file = resolve(RESULTS_DIR, `${results.date.replace(/:/g, '-')}.json`);
+  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(resolve(RESULTS_DIR, 'latency.svg'), drawLatencyChart(results));
+  say(`\n${formatReport(results)}\n\nWrote ${file} and ${resolve(RESULTS_DIR, 'latency.svg')}`);
+}
+
+main().catch((err: unknown) => {
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`bench: ${message}\n${err instanceof OptionsError ? USAGE : ''}`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,90 @@
+import http from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const DRAIN_TIMEOUT_MS = 5000;
+
+export interface OpenLoopResult {
+  /** Requests sent: one per scheduled slot. */
+  sent: number;
+  /** Requests answered 2xx, whose latencies are in `latenciesNs`. */
+  ok: number;
+  non2xx: number;
+  errors: number;
+  /** Still unanswered when the run ended (counted in neither `ok` nor `errors`). */
+  unfinished: number;
+  /** Scheduled start → last response byte, nanoseconds, ascending. */
+  latenciesNs: Float64Array;
+  /** How late the generator itself sent, nanoseconds, ascending: its own error bar. */
+  sendLagNs: Float64Array;
+}
+
+/**
+ * Sends GET `url` at a fixed rate from a fixed start time, whatever the server does: an open
+ * loop. Each request has a scheduled start (`start + i / rate`) and its latency is counted from
+ * that time, not from when it was sent, so a stall of the server (or of this loop) is charged
+ * to every request that should have gone out during it. A closed loop would wait out the stall
+ * and report only one slow request: coordinated omission (Gil Tene, "How NOT to Measure
+ * Latency").
+ */
+export async function runOpenLoop(
+  url: string,
+  headers: Record<string, string>,
+  ratePerSecond: number,
+  durationSeconds: number,
+): Promise<OpenLoopResult> {
+  const agent = new http.Agent({ keepAlive: true });
+  const total = Math.round(ratePerSecond * durationSeconds);
+  const intervalNs = 1e9 / ratePerSecond;
+  const latencies: number[] = [];
+  const sendLags: number[] = [];
+  let non2xx = 0;
+  let errors = 0;
+  let outstanding = 0;
+
+  const send = (scheduled: bigint): void => {
+    outstanding += 1;
+    const req = http.get(url, { agent, headers }, (res) => {
+      res.resume();
+      res.once('end', () => {
+        outstanding -= 1;
+        if (res.statusCode !== undefined && res.statusCode >= 200 && res.statusCode < 300) {
+          latencies.push(Number(process.hrtime.bigint() - scheduled));
+        } else {
+          non2xx += 1;
+        }
+      });
+    });
+    req.once('error', () => {
+      outstanding -= 1;
+      errors += 1;
+    });
+  };
+
+  const start = process.hrtime.bigint();
+  let next = 0;
+  while (next < total) {
+    const now = process.hrtime.bigint();
+    for (; next < total; next++) {
+      const scheduled = start + BigInt(Math.round(next * intervalNs));
+      if (scheduled > now) break;
+      sendLags.push(Number(now - scheduled));
+      send(scheduled);
+    }
+    // A timer fires no sooner than 1 ms later; slots that came due meanwhile go out on the next
+    // turn, still measured from their own scheduled time.
+    await sleep(1);
+  }
+  const drainDeadline = performance.now() + DRAIN_TIMEOUT_MS;
+  while (outstanding > 0 && performance.now() < drainDeadline) await sleep(1);
+  agent.destroy();
+
+  return {
+    sent: total,
+    ok: latencies.length,
+    non2xx,
+    errors,
+    unfinished: outstanding,
+    latenciesNs: Float64Array.from(latencies).sort(),
+    sendLagNs: Float64Array.from(sendLags).sort(),
+  };
+}

@@ -1,0 +1,133 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import http from 'node:http';
+import { type AddressInfo, createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const LISTENING = /listening on (http:\/\/127\.0\.0\.1:\d+)/;
+const STOP_GRACE_MS = 3000;
+const POLL_INTERVAL_MS = 5;
+
+/** A child process on this same Node, with everything it printed. */
+export interface ServiceProcess {
+  readonly name: string;
+  readonly child: ChildProcess;
+  /** `performance.now()` just before the spawn. */
+  readonly spawnedAt: number;
+  output(): string;
+}
+
+/**
+ * Every child the benchmark starts. Each one is killed when the benchmark exits, however it
+ * exits, so a failed or interrupted run leaves no server behind.
+ */
+export class ProcessGroup {
+  private readonly children = new Set<ChildProcess>();
+
+  constructor() {
+    process.once('exit', () => this.kill());
+    for (const [signal, code] of [
+      ['SIGINT', 130],
+      ['SIGTERM', 143],
+    ] as const) {
+      process.once(signal, () => {
+        this.kill();
+        process.exit(code);
+      });
+    }
+  }
+
+  /** Starts `script` on `process.execPath` with only `env` (plus PATH). */
+  spawn(name: string, script: string, env: Record<string, string>, cwd: string): ServiceProcess {
+    const spawnedAt = performance.now();
+    const child = spawn(process.execPath, [script], {
+      cwd,
+      env: { PATH: process.env['PATH'] ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.children.add(child);
+    child.once('exit', () => this.children.delete(child));
+    let text = '';
+    child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    return { name, child, spawnedAt, output: () => text };
+  }
+
+  /** SIGTERM to every child, SIGKILL to those still running after a grace period. */
+  async stop(): Promise<void> {
+    await Promise.all(
+      [...this.children].map(async (child) => {
+        const exited = once(child, 'exit');
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+        await exited;
+        clearTimeout(timer);
+      }),
+    );
+  }
+
+  private kill(): void {
+    for (const child of this.children) child.kill('SIGKILL');
+  }
+}
+
+function failure(service: ServiceProcess, what: string): Error {
+  return new Error(`${service.name} ${what}; it printed:\n${service.output()}`);
+}
+
+/** Resolves with the `http://127.0.0.1:PORT` the child prints once it listens. */
+export async function waitForListeningUrl(
+  service: ServiceProcess,
+  timeoutMs: number,
+): Promise<string> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const match = LISTENING.exec(service.output());
+    if (match) return match[1];
+    if (service.child.exitCode !== null)
+      throw failure(service, `exited with ${service.child.exitCode}`);
+    if (performance.now() > deadline)
+      throw failure(service, `did not listen within ${timeoutMs} ms`);
+    await sleep(POLL_INTERVAL_MS);
+  }
+}
+
+function answersOk(url: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.get(url, { agent: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.once('error', () => resolve(false));
+  });
+}
+
+/** Polls `url` until it answers 200; resolves with `performance.now()` at that answer. */
+export async function waitForOk(
+  service: ServiceProcess,
+  url: string,
+  timeoutMs: number,
+): Promise<number> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    if (await answersOk(url)) return performance.now();
+    if (service.child.exitCode !== null)
+      throw failure(service, `exited with ${service.child.exitCode}`);
+    if (performance.now() > deadline)
+      throw failure(service, `gave no 200 from ${url} within ${timeoutMs} ms`);
+    await sleep(POLL_INTERVAL_MS);
+  }
+}
+
+/**
+ * A port the OS just handed out on 127.0.0.1, for a child that cannot report its own: the
+ * gateway prints its address only at LOG_LEVEL=info and above.
+ */
+export async function reserveFreePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  server.close();
+  await once(server, 'close');
+  return port;
+}

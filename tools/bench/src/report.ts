@@ -1,0 +1,173 @@
+import type { BenchOptions } from './options.ts';
+import type { SaturationRun } from './saturation.ts';
+
+export const TARGETS = ['direct', 'gateway', 'bare-node', 'fastify'] as const;
+export type TargetName = (typeof TARGETS)[number];
+
+/** Saturation figures of one target: means over the rounds, counts summed. */
+export interface SaturationSummary {
+  requestsPerSecond: number;
+  minRequestsPerSecond: number;
+  maxRequestsPerSecond: number;
+  p50Ms: number;
+  p97_5Ms: number;
+  p99Ms: number;
+  errors: number;
+  non2xx: number;
+  rounds: SaturationRun[];
+}
+
+/** Fixed-rate figures of one target, in milliseconds at 10 µs resolution. */
+export interface LatencySummary {
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  sent: number;
+  ok: number;
+  non2xx: number;
+  errors: number;
+  unfinished: number;
+  /** p99 of how late the generator itself sent: latencies below it are within its noise. */
+  sendLagP99Ms: number;
+}
+
+export interface BenchResults {
+  date: string;
+  commit: string;
+  node: string;
+  cpus: string;
+  options: BenchOptions;
+  /** What each target is. */
+  targets: Record<TargetName, string>;
+  url: { path: string; headers: Record<string, string> };
+  gatewayEnv: Record<string, string>;
+  saturation: Record<TargetName, SaturationSummary>;
+  /** Ratios of mean req/s. */
+  ratios: Record<string, number>;
+  fixedRate: {
+    ratePerSecond: number;
+    durationSeconds: number;
+    targets: Record<TargetName, LatencySummary>;
+    gatewayAddedMs: { p50: number; p99: number };
+  };
+  gateway: {
+    readyMs: number;
+    rssIdleBytes: number;
+    rssMaxSaturationBytes: number;
+    download: {
+      bytes: number;
+      seconds: number;
+      rssBeforeBytes: number;
+      rssMaxBytes: number;
+      rssAfterBytes: number;
+      rssDeltaBytes: number;
+    };
+  };
+}
+
+const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+const twoDecimals = new Intl.NumberFormat('en-US', {
+  minimumFractionDigits: 2,
+  maximumFractionDigits: 2,
+});
+const mib = (bytes: number): string => `${twoDecimals.format(bytes / 1024 ** 2)} MiB`;
+const signed = (n: number, text: string): string => `${n >= 0 ? '+' : '−'}${text}`;
+
+/** Columns padded to their widest cell: the first left-aligned, the others right-aligned. */
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  return rows
+    .map((row) =>
+      row
+        .map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i])))
+        .join('  '),
+    )
+    .join('\n');
+}
+
+/** The human-readable report of one run. */
+export function formatReport(r: BenchResults): string {
+  const { options: o } = r;
+  const saturation = table([
+    ['target', 'req/s', 'min–max req/s', 'p50 ms', 'p97.5 ms', 'p99 ms', 'errors', 'non-2xx'],
+    ...TARGETS.map((name) => {
+      const s = r.saturation[name];
+      return [
+        name,
+        integer.format(s.requestsPerSecond),
+        `${integer.format(s.minRequestsPerSecond)}–${integer.format(s.maxRequestsPerSecond)}`,
+        twoDecimals.format(s.p50Ms),
+        twoDecimals.format(s.p97_5Ms),
+        twoDecimals.format(s.p99Ms),
+        String(s.errors),
+        String(s.non2xx),
+      ];
+    }),
+  ]);
+  const ratios = Object.entries(r.ratios)
+    .map(([name, value]) => `${name} ${twoDecimals.format(value)}`)
+    .join(' · ');
+  const fixed = table([
+    [
+      'target',
+      'p50 ms',
+      'p90 ms',
+      'p99 ms',
+      'max ms',
+      'ok',
+      'non-2xx',
+      'errors',
+      'unfinished',
+      'send lag p99 ms',
+    ],
+    ...TARGETS.map((name) => {
+      const l = r.fixedRate.targets[name];
+      return [
+        name,
+        twoDecimals.format(l.p50Ms),
+        twoDecimals.format(l.p90Ms),
+        twoDecimals.format(l.p99Ms),
+        twoDecimals.format(l.maxMs),
+        integer.format(l.ok),
+        String(l.non2xx),
+        String(l.errors),
+        String(l.unfinished),
+        twoDecimals.format(l.sendLagP99Ms),
+      ];
+    }),
+  ]);
+  const { gatewayAddedMs: added } = r.fixedRate;
+  const g = r.gateway;
+  const d = g.download;
+  const gateway = table([
+    ['ready: spawn → first 200 from /heartbeat', `${integer.format(g.readyMs)} ms`],
+    ['RSS idle, after start-up', mib(g.rssIdleBytes)],
+    ['RSS max during the saturation runs', mib(g.rssMaxSaturationBytes)],
+    [
+      `download of ${integer.format(d.bytes)} bytes`,
+      `${twoDecimals.format(d.seconds)} s (${integer.format(d.bytes / 1024 ** 2 / d.seconds)} MiB/s)`,
+    ],
+    ['  RSS before', mib(d.rssBeforeBytes)],
+    ['  RSS max during', mib(d.rssMaxBytes)],
+    ['  RSS after', mib(d.rssAfterBytes)],
+    ['  RSS delta, after − before', signed(d.rssDeltaBytes, mib(Math.abs(d.rssDeltaBytes)))],
+  ]);
+  return [
+    `Helix API Gateway benchmark · ${r.date} · Node ${r.node} · ${r.cpus} · commit ${r.commit}`,
+    `GET ${r.url.path} with ${Object.entries(r.url.headers)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join(', ')}`,
+    '',
+    `Saturation: autocannon -c ${o.connections} -d ${o.duration}, ${o.rounds} round(s) of ${TARGETS.join(', ')}, ${o.warmup} s warm-up before each; means over rounds`,
+    saturation,
+    `req/s ratios: ${ratios}`,
+    '',
+    `Fixed rate: ${integer.format(r.fixedRate.ratePerSecond)} req/s open loop for ${r.fixedRate.durationSeconds} s per target, latency from each request's scheduled start`,
+    fixed,
+    `gateway added latency (gateway − direct): p50 ${signed(added.p50, twoDecimals.format(Math.abs(added.p50)))} ms, p99 ${signed(added.p99, twoDecimals.format(Math.abs(added.p99)))} ms`,
+    '',
+    'Gateway process',
+    gateway,
+  ].join('\n');
+}
