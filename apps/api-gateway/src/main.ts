@@ -10,7 +10,7 @@ import {
   readEnvironment,
 } from '@helix/gateway-config';
 import { createRootLogger, PinoNestLogger } from '@helix/gateway-observability';
-import { attachGateway, GatewayHttpAdapter } from '@helix/gateway-proxy';
+import { attachGateway, GatewayHttpAdapter, installGracefulShutdown } from '@helix/gateway-proxy';
 import { AppModule } from './app/app.module';
 
 function loadConfigOrExit(): GatewayConfig {
@@ -34,7 +34,6 @@ async function bootstrap(): Promise<void> {
       logger: new PinoNestLogger(logger),
     },
   );
-  app.enableShutdownHooks();
   attachGateway(app);
   try {
     await app.listen(config.SERVICE_PORT, config.HOST);
@@ -44,6 +43,7 @@ async function bootstrap(): Promise<void> {
     );
     process.exit(1);
   }
+  installGracefulShutdown(app);
   const { address, port } = app.getHttpServer().address() as AddressInfo;
   new Logger('Gateway').log(`Helix API Gateway listening on http://${address}:${port}`);
 }

@@ -10,7 +10,7 @@ import {
   Res,
 } from '@nestjs/common';
 import { GATEWAY_CONFIG, type GatewayConfig } from '@helix/gateway-config';
-import { GatewayPipeline } from '@helix/gateway-proxy';
+import { GatewayLifecycle, GatewayPipeline } from '@helix/gateway-proxy';
 import { GATEWAY_BUILD_INFO, type GatewayBuildInfo } from './build-info';
 import { UpstreamHealthChecker } from './upstream-health.checker';
 
@@ -24,6 +24,7 @@ export class HealthController {
     @Inject(GATEWAY_BUILD_INFO) private readonly build: GatewayBuildInfo,
     private readonly checker: UpstreamHealthChecker,
     private readonly pipeline: GatewayPipeline,
+    private readonly lifecycle: GatewayLifecycle,
   ) {}
 
   @Get('heartbeat')
@@ -34,11 +35,13 @@ export class HealthController {
 
   @Get('health')
   @Header('cache-control', 'no-store')
-  health() {
+  health(@Res({ passthrough: true }) res: ServerResponse) {
     const services = this.checker.snapshot();
     const allUp = Object.values(services).every((state) => state === 'up');
+    // Draining: load balancers must stop sending traffic here, so readiness fails.
+    if (this.lifecycle.draining) res.statusCode = 503;
     return {
-      status: allUp ? 'ok' : 'degraded',
+      status: this.lifecycle.draining ? 'draining' : allUp ? 'ok' : 'degraded',
       uptime: this.uptime(),
       version: this.build.version,
       services,

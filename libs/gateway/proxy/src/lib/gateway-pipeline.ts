@@ -12,6 +12,7 @@ import {
 import { performance } from 'node:perf_hooks';
 import { recordOf, RequestObserver } from '@helix/gateway-observability';
 import { type ExchangeHooks, openExchange, rejectOversizedBody } from './exchange';
+import { GatewayLifecycle } from './gateway-lifecycle';
 import { applyRequestHeaderPolicy } from './header-policy';
 import { isRejectedTarget, normalizeRequestTarget } from './request-target';
 import { createRouteMatcher } from './route-matcher';
@@ -40,12 +41,15 @@ export class GatewayPipeline {
   private readonly match: (path: string) => CompiledRoute | undefined;
   private readonly hooks: ExchangeHooks;
   private readonly maxRawHeaders: number;
+  /** Upgraded connections, which the HTTP server no longer tracks: cut if a drain times out. */
+  private readonly tunnels = new Set<Socket>();
 
   constructor(
     @Inject(GATEWAY_CONFIG) config: GatewayConfig,
     private readonly registry: UpstreamRegistry,
     private readonly edge: EdgePolicies,
     private readonly observer: RequestObserver,
+    private readonly lifecycle: GatewayLifecycle,
   ) {
     this.hooks = {
       onUpstreamHeaders: edge.onUpstreamHeaders.bind(edge),
@@ -71,6 +75,8 @@ export class GatewayPipeline {
   handle(req: IncomingMessage, res: ServerResponse): boolean {
     const record = this.observer.begin(req, res, performance.now());
     const requestId = assignRequestId(req, res);
+    // Draining: every answer asks its client to go elsewhere for the next request.
+    if (this.lifecycle.draining) res.shouldKeepAlive = false;
     if (this.edge.greet(req, res)) return true;
     if (req.rawHeaders.length > this.maxRawHeaders) {
       sendError(res, 431, TOO_MANY_HEADERS, requestId);
@@ -215,7 +221,14 @@ export class GatewayPipeline {
       },
       this.hooks,
     );
+    this.tunnels.add(socket);
+    socket.once('close', () => this.tunnels.delete(socket));
     upstream.proxy.upgrade(req, socket, head);
+  }
+
+  /** Cuts every WebSocket tunnel still open (the end of a drain). */
+  closeTunnels(): void {
+    for (const socket of this.tunnels) socket.destroy();
   }
 }
 
