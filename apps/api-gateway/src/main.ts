@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import cluster from 'node:cluster';
 import type { AddressInfo } from 'node:net';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
@@ -10,7 +11,13 @@ import {
   readEnvironment,
 } from '@helix/gateway-config';
 import { createRootLogger, PinoNestLogger } from '@helix/gateway-observability';
-import { attachGateway, GatewayHttpAdapter, installGracefulShutdown } from '@helix/gateway-proxy';
+import {
+  attachGateway,
+  GatewayHttpAdapter,
+  installGracefulShutdown,
+  superviseWorkers,
+  workerCount,
+} from '@helix/gateway-proxy';
 import { AppModule } from './app/app.module';
 
 function loadConfigOrExit(): GatewayConfig {
@@ -26,6 +33,10 @@ function loadConfigOrExit(): GatewayConfig {
 async function bootstrap(): Promise<void> {
   const config = loadConfigOrExit();
   const logger = createRootLogger(config);
+  if (cluster.isPrimary && workerCount(config) > 1) {
+    superviseWorkers(config, logger);
+    return;
+  }
   const app = await NestFactory.create<NestExpressApplication>(
     AppModule.register(config, logger),
     new GatewayHttpAdapter(config),

@@ -10,3 +10,4 @@ export * from './lib/request-target';
 export * from './lib/route-matcher';
 export * from './lib/upstream-errors';
 export * from './lib/upstream-registry';
+export * from './lib/worker-supervisor';

@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
@@ -7,6 +8,7 @@ import {
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
 } from '@nestjs/common';
+import { AggregatorRegistry } from 'prom-client';
 import { GATEWAY_CONFIG, type GatewayConfig } from '@helix/gateway-config';
 import { GatewayMetrics } from './gateway-metrics';
 
@@ -27,6 +29,13 @@ export class MetricsServer implements OnApplicationBootstrap, OnApplicationShutd
   async onApplicationBootstrap(): Promise<void> {
     if (this.config.METRICS_PORT === 0) return;
     const registry = this.metrics.registry;
+    if (cluster.isWorker) {
+      // The primary serves every worker's metrics, added up (see superviseWorkers). prom-client
+      // starts answering its requests only once an AggregatorRegistry exists in the worker.
+      new AggregatorRegistry();
+      AggregatorRegistry.setRegistries([registry]);
+      return;
+    }
     const server = createServer((req, res) => {
       if (req.url !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
         res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');

@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import type { Server } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Logger } from '@nestjs/common';
@@ -7,6 +8,9 @@ import { GatewayLifecycle } from './gateway-lifecycle';
 import { GatewayPipeline } from './gateway-pipeline';
 
 const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
+
+/** What the primary of GATEWAY_WORKERS sends a worker to make it drain. */
+export const DRAIN_MESSAGE = 'helix:drain';
 
 /**
  * Drains the gateway on SIGTERM or SIGINT (CONTRACT.md "Hard edges"):
@@ -48,16 +52,29 @@ export function installGracefulShutdown(app: NestExpressApplication): void {
     logger.log('drained, exiting');
   };
 
+  let draining = false;
+  const start = (reason: string): void => {
+    if (draining) return;
+    draining = true;
+    drain(reason).then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error(`shutdown failed: ${(err as Error).message}`, (err as Error).stack);
+        process.exit(1);
+      },
+    );
+  };
   for (const signal of SIGNALS) {
-    process.once(signal, () => {
-      for (const other of SIGNALS) process.once(other, () => process.exit(1));
-      drain(signal).then(
-        () => process.exit(0),
-        (err: unknown) => {
-          logger.error(`shutdown failed: ${(err as Error).message}`, (err as Error).stack);
-          process.exit(1);
-        },
-      );
+    process.on(signal, () => {
+      if (draining) process.exit(1);
+      start(signal);
+    });
+  }
+  // A worker of GATEWAY_WORKERS is told to drain by its primary, which a terminal's Ctrl-C
+  // may have reached too: one drain either way, and only a second signal cuts it short.
+  if (cluster.isWorker) {
+    process.on('message', (message) => {
+      if (message === DRAIN_MESSAGE) start('drain requested by the primary');
     });
   }
 }

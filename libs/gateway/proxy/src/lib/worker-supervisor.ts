@@ -1,0 +1,96 @@
+import cluster, { type Worker } from 'node:cluster';
+import { createServer } from 'node:http';
+import { availableParallelism } from 'node:os';
+import type { Logger } from 'pino';
+import { AggregatorRegistry } from 'prom-client';
+import type { GatewayConfig } from '@helix/gateway-config';
+import { DRAIN_MESSAGE } from './graceful-shutdown';
+
+/** More crashes than this within CRASH_WINDOW_MS is a crash loop: the supervisor gives up. */
+const MAX_CRASHES = 5;
+const CRASH_WINDOW_MS = 60_000;
+
+/** How many worker processes GATEWAY_WORKERS asks for (`auto`: one per core). */
+export function workerCount(config: Pick<GatewayConfig, 'GATEWAY_WORKERS'>): number {
+  return config.GATEWAY_WORKERS === 'auto' ? availableParallelism() : config.GATEWAY_WORKERS;
+}
+
+/**
+ * The primary process of GATEWAY_WORKERS > 1: forks the workers, which share the public port
+ * (node:cluster), replaces a worker that dies, gives up on a crash loop, passes SIGTERM/SIGINT
+ * on so each worker drains, and serves the workers' metrics, added up, on METRICS_PORT.
+ */
+export function superviseWorkers(config: GatewayConfig, logger: Logger): void {
+  const wanted = workerCount(config);
+  const crashes: number[] = [];
+  let stopping = false;
+
+  const fork = (): Worker => cluster.fork();
+
+  cluster.on('online', (worker) => logger.info({ worker: worker.process.pid }, 'worker started'));
+  cluster.on('exit', (worker, code, signal) => {
+    if (stopping) {
+      if (Object.keys(cluster.workers ?? {}).length === 0) {
+        logger.info('every worker has drained, exiting');
+        process.exit(0);
+      }
+      return;
+    }
+    const now = Date.now();
+    crashes.push(now);
+    while (crashes.length > 0 && crashes[0] < now - CRASH_WINDOW_MS) crashes.shift();
+    if (crashes.length > MAX_CRASHES) {
+      logger.fatal(
+        { worker: worker.process.pid, code, signal },
+        `crash loop: ${crashes.length} workers died within ${CRASH_WINDOW_MS / 1000} s, giving up`,
+      );
+      for (const other of Object.values(cluster.workers ?? {})) other?.process.kill('SIGKILL');
+      process.exit(1);
+    }
+    logger.error({ worker: worker.process.pid, code, signal }, 'worker died, starting another');
+    fork();
+  });
+
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      stopping = true;
+      logger.info({ signal }, 'every worker drains');
+      for (const worker of Object.values(cluster.workers ?? {})) worker?.send(DRAIN_MESSAGE);
+      for (const again of ['SIGTERM', 'SIGINT'] as const) {
+        process.once(again, () => {
+          for (const worker of Object.values(cluster.workers ?? {}))
+            worker?.process.kill('SIGKILL');
+          process.exit(1);
+        });
+      }
+    });
+  }
+
+  if (config.METRICS_PORT !== 0) serveClusterMetrics(config, logger);
+  for (let i = 0; i < wanted; i++) fork();
+}
+
+function serveClusterMetrics(config: GatewayConfig, logger: Logger): void {
+  const registry = new AggregatorRegistry();
+  const server = createServer((req, res) => {
+    if (req.url !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+      return;
+    }
+    registry.clusterMetrics().then(
+      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+      (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
+    );
+  });
+  server.on('error', (err: NodeJS.ErrnoException) => {
+    logger.fatal(
+      `Cannot listen on ${config.HOST}:${config.METRICS_PORT} (METRICS_PORT): ${err.code ?? err.message}`,
+    );
+    process.exit(1);
+  });
+  server.listen(config.METRICS_PORT, config.HOST, () => {
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : config.METRICS_PORT;
+    logger.info(`metrics on http://${config.HOST}:${port}/metrics (all workers)`);
+  });
+}
