@@ -30,11 +30,11 @@ describe('configuration at start-up', () => {
 
   it('exits 1 naming the route and the key of a bad route file', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'helix-cfg-')), 'routes.yaml');
-    writeFileSync(file, 'routes:\n  - prefix: /api/x\n    service: auth\n    retry: 3\n');
+    writeFileSync(file, 'routes:\n  - prefix: /api/x\n    service: auth\n    retries: 3\n');
     const { code, output } = await runGatewayToExit({ GATEWAY_ROUTES_FILE: file });
     expect(code).toBe(1);
     expect(output).toBe(
-      `Invalid configuration: GATEWAY_ROUTES_FILE=${file} routes[0] (prefix /api/x): unknown key "retry"\n`,
+      `Invalid configuration: GATEWAY_ROUTES_FILE=${file} routes[0] (prefix /api/x): unknown key "retries"\n`,
     );
   });
 

@@ -70,6 +70,11 @@ describe('gateway endpoints', () => {
         vera: 'down',
         cleverscreen: 'up',
       },
+      // Per instance, with no URL: an index, the checker's verdict, ejection and load.
+      instances: expect.objectContaining({
+        auth: [{ instance: 0, health: 'up', ejected: false, inFlight: 0 }],
+        vera: [{ instance: 0, health: 'down', ejected: false, inFlight: 0 }],
+      }),
     });
   });
 

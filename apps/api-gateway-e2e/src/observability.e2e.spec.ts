@@ -67,7 +67,9 @@ describe('observability', () => {
       TENANT_SERVICE_URL: `http://127.0.0.1:${deadPort}`,
       METRICS_PORT: String(metricsPort),
       RATE_LIMIT_MAX: '1000',
-      HEALTH_CHECK_INTERVAL_MS: '200',
+      // One check at boot: the dead tenant stays short of the unhealthy threshold, so requests
+      // still try it (502 refused) instead of being answered 503 unavailable at once.
+      HEALTH_CHECK_INTERVAL_MS: '60000',
     });
   });
 
@@ -191,6 +193,7 @@ describe('observability', () => {
     ).toBe(3);
     expect(after).toMatch(/^helix_gateway_requests_in_flight \d+$/m);
     expect(after).toMatch(/^helix_gateway_upstream_up\{service="auth"\} 1$/m);
+    expect(after).toMatch(/^helix_gateway_upstream_instance_up\{service="auth",instance="0"\} 1$/m);
     expect(after).toMatch(/^helix_gateway_upstream_up\{service="tenant"\} 0$/m);
     expect(after).toMatch(/^process_resident_memory_bytes \d+/m);
     expect(after).toMatch(/^nodejs_eventloop_lag_seconds /m);

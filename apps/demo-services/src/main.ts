@@ -3,7 +3,8 @@ import { type DemoService, readDemoConfig } from './app/demo-services.config';
 
 async function startService(host: string, { name, port }: DemoService): Promise<StubUpstream> {
   try {
-    return await startStubUpstream({ name, host, port });
+    // A demo keeps no history to speak of: nothing reads it, and a soak would grow it forever.
+    return await startStubUpstream({ name, host, port, historyLimit: 100 });
   } catch (err) {
     throw new Error(`demo ${name} cannot listen on ${host}:${port}: ${(err as Error).message}`);
   }

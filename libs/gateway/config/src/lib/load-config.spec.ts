@@ -191,6 +191,15 @@ describe('loadGatewayConfig', () => {
       { UPSTREAM_IDLE_TIMEOUT_MS: '0' },
       'UPSTREAM_IDLE_TIMEOUT_MS="0" must be a whole number from 1 to 3600000',
     ],
+    [{ CONNECT_TIMEOUT_MS: '0' }, 'CONNECT_TIMEOUT_MS="0" must be a whole number from 1 to 600000'],
+    [
+      { OUTLIER_CONSECUTIVE_FAILURES: 'many' },
+      'OUTLIER_CONSECUTIVE_FAILURES="many" must be a whole number from 0 to 1000',
+    ],
+    [
+      { RETRY_BUDGET_PERCENT: '101' },
+      'RETRY_BUDGET_PERCENT="101" must be a whole number from 0 to 100',
+    ],
     [
       { HEALTH_CHECK_TIMEOUT_MS: 'x' },
       'HEALTH_CHECK_TIMEOUT_MS="x" must be a whole number from 1 to 600000',
@@ -215,6 +224,10 @@ describe('GATEWAY_ROUTES_FILE', () => {
         '    stripPrefix: true',
         '    websocket: false',
         '    rateLimit: { max: 5, windowMs: 1000 }',
+        '    connectTimeoutMs: 250',
+        '    idleTimeoutMs: 60000',
+        '    balance: least-in-flight',
+        '    retry: false',
       ].join('\n'),
     );
     const config = loadGatewayConfig({
@@ -228,6 +241,10 @@ describe('GATEWAY_ROUTES_FILE', () => {
         targets: ['http://127.0.0.1:6000/'],
         stripPrefix: false,
         timeoutMs: 500,
+        connectTimeoutMs: 5000,
+        idleTimeoutMs: 0,
+        balance: 'round-robin',
+        retry: true,
         websocket: true,
       },
       {
@@ -236,6 +253,10 @@ describe('GATEWAY_ROUTES_FILE', () => {
         targets: ['http://127.0.0.1:7000/', 'http://127.0.0.1:7001/'],
         stripPrefix: true,
         timeoutMs: 30000,
+        connectTimeoutMs: 250,
+        idleTimeoutMs: 60000,
+        balance: 'least-in-flight',
+        retry: false,
         websocket: false,
         rateLimit: { max: 5, windowMs: 1000 },
       },
@@ -285,6 +306,11 @@ describe('GATEWAY_ROUTES_FILE', () => {
       'a bad boolean',
       { routes: [{ prefix: '/a', service: 'auth', stripPrefix: 'yes' }] },
       'routes[0] (prefix /a) key "stripPrefix": must be true or false',
+    ],
+    [
+      'an unknown balancing policy',
+      { routes: [{ prefix: '/a', service: 'auth', balance: 'random' }] },
+      'routes[0] (prefix /a) key "balance": must be round-robin or least-in-flight',
     ],
     [
       'a negative body limit',

@@ -75,6 +75,7 @@ export function builtInRoutes(): RouteEntry[] {
     service,
     stripPrefix: false,
     websocket: true,
+    retry: true,
   }));
 }
 
@@ -102,7 +103,14 @@ function resolveRoutes(entries: RouteEntry[], env: GatewayEnv, source: string): 
       );
     }
     serviceTargets.set(entry.service, signature);
-    return { ...entry, targets, timeoutMs: entry.timeoutMs ?? env.PROXY_TIMEOUT_MS };
+    return {
+      ...entry,
+      targets,
+      timeoutMs: entry.timeoutMs ?? env.PROXY_TIMEOUT_MS,
+      connectTimeoutMs: entry.connectTimeoutMs ?? env.CONNECT_TIMEOUT_MS,
+      idleTimeoutMs: entry.idleTimeoutMs ?? env.STREAM_IDLE_TIMEOUT_MS,
+      balance: entry.balance ?? 'round-robin',
+    };
   });
 }
 

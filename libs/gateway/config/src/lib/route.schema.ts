@@ -26,6 +26,13 @@ const target = z.string({ message: 'must be a list of URLs' }).transform((raw, c
   return parsed;
 });
 
+const milliseconds = (min: number) =>
+  z
+    .number({ message: 'must be a number of milliseconds' })
+    .int('must be a whole number of milliseconds')
+    .min(min, `must be at least ${min}`)
+    .max(3_600_000, 'must be at most 3600000');
+
 /** One entry of the route table, as written in `GATEWAY_ROUTES_FILE`. */
 export const routeSchema = z.strictObject({
   prefix,
@@ -40,12 +47,13 @@ export const routeSchema = z.strictObject({
     .min(1, 'must list at least one URL')
     .optional(),
   stripPrefix: z.boolean({ message: 'must be true or false' }).default(false),
-  timeoutMs: z
-    .number({ message: 'must be a number of milliseconds' })
-    .int('must be a whole number of milliseconds')
-    .min(1, 'must be at least 1')
-    .max(3_600_000, 'must be at most 3600000')
+  timeoutMs: milliseconds(1).optional(),
+  connectTimeoutMs: milliseconds(1).optional(),
+  idleTimeoutMs: milliseconds(0).optional(),
+  balance: z
+    .enum(['round-robin', 'least-in-flight'], { message: 'must be round-robin or least-in-flight' })
     .optional(),
+  retry: z.boolean({ message: 'must be true or false' }).default(true),
   websocket: z.boolean({ message: 'must be true or false' }).default(true),
   maxBodyBytes: z
     .number({ message: 'must be a number of bytes' })
@@ -77,8 +85,14 @@ export const routeFileSchema = z.strictObject({
 
 export type RouteEntry = z.output<typeof routeSchema>;
 
-/** A route as the gateway runs it: targets and timeout resolved against the environment. */
-export type GatewayRoute = Omit<RouteEntry, 'targets' | 'timeoutMs'> & {
+/** A route as the gateway runs it: targets and timeouts resolved against the environment. */
+export type GatewayRoute = Omit<
+  RouteEntry,
+  'targets' | 'timeoutMs' | 'connectTimeoutMs' | 'idleTimeoutMs' | 'balance'
+> & {
   targets: URL[];
   timeoutMs: number;
+  connectTimeoutMs: number;
+  idleTimeoutMs: number;
+  balance: 'round-robin' | 'least-in-flight';
 };

@@ -44,7 +44,9 @@ export class EdgePolicies implements OnModuleInit, OnModuleDestroy {
   private readonly compress: Middleware | undefined;
   private readonly clientIp: (req: IncomingMessage) => string;
   private readonly limiter: RateLimiter | undefined;
-  private readonly routeLimiters = new Map<string, RateLimiter>();
+  private routeLimiters = new Map<string, RateLimiter>();
+  private readonly storage: ThrottlerStorageRedisService | undefined;
+  private readonly onStorageState: (available: boolean, error?: unknown) => void;
   private readonly redis: Redis | undefined;
   private readonly sweeper: NodeJS.Timeout;
 
@@ -76,7 +78,6 @@ export class EdgePolicies implements OnModuleInit, OnModuleDestroy {
     this.clientIp = createClientIpResolver(config.TRUST_PROXY);
     observer.useClientIpResolver(this.clientIp);
 
-    let storage: ThrottlerStorageRedisService | undefined;
     if (config.REDIS_URL) {
       this.redis = new Redis(config.REDIS_URL, {
         // Never queue: a hit that cannot be shared now is counted locally instead.
@@ -87,9 +88,9 @@ export class EdgePolicies implements OnModuleInit, OnModuleDestroy {
       });
       // Connection errors surface through the limiter's state changes; ioredis reconnects itself.
       this.redis.on('error', noop);
-      storage = new ThrottlerStorageRedisService(this.redis);
+      this.storage = new ThrottlerStorageRedisService(this.redis);
     }
-    const onStorageState = (available: boolean, error?: unknown) => {
+    this.onStorageState = (available: boolean, error?: unknown) => {
       metrics.redisUp.set(available ? 1 : 0);
       if (available) this.logger.log('Redis is back: rate limits are shared again');
       else
@@ -101,27 +102,43 @@ export class EdgePolicies implements OnModuleInit, OnModuleDestroy {
       this.limiter = new RateLimiter(
         config.RATE_LIMIT_MAX,
         config.RATE_LIMIT_WINDOW_MS,
-        storage,
-        onStorageState,
+        this.storage,
+        this.onStorageState,
       );
     }
-    for (const route of config.routes) {
-      if (route.rateLimit && route.rateLimit.max > 0) {
-        this.routeLimiters.set(
-          route.prefix,
-          new RateLimiter(
-            route.rateLimit.max,
-            route.rateLimit.windowMs,
-            storage,
-            onStorageState,
-            route.prefix,
-          ),
-        );
-      }
-    }
-    const limiters = [this.limiter, ...this.routeLimiters.values()];
-    this.sweeper = setInterval(() => limiters.forEach((l) => l?.sweep()), 10_000);
+    this.useRoutes(config.routes);
+    this.sweeper = setInterval(() => {
+      this.limiter?.sweep();
+      for (const limiter of this.routeLimiters.values()) limiter.sweep();
+    }, 10_000);
     this.sweeper.unref();
+  }
+
+  /**
+   * The per-route limits of a route table (at boot, and on a hot reload). A route whose limit
+   * did not change keeps its counters.
+   */
+  useRoutes(routes: readonly GatewayRoute[]): void {
+    const next = new Map<string, RateLimiter>();
+    for (const route of routes) {
+      const wanted = route.rateLimit;
+      if (!wanted || wanted.max === 0) continue;
+      const current = this.routeLimiters.get(route.prefix);
+      const same = current && current.limit === wanted.max && current.windowMs === wanted.windowMs;
+      next.set(
+        route.prefix,
+        same
+          ? current
+          : new RateLimiter(
+              wanted.max,
+              wanted.windowMs,
+              this.storage,
+              this.onStorageState,
+              route.prefix,
+            ),
+      );
+    }
+    this.routeLimiters = next;
   }
 
   /**

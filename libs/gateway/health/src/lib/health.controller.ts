@@ -10,7 +10,7 @@ import {
   Res,
 } from '@nestjs/common';
 import { GATEWAY_CONFIG, type GatewayConfig } from '@helix/gateway-config';
-import { GatewayLifecycle, GatewayPipeline } from '@helix/gateway-proxy';
+import { GatewayLifecycle, GatewayPipeline, UpstreamRegistry } from '@helix/gateway-proxy';
 import { GATEWAY_BUILD_INFO, type GatewayBuildInfo } from './build-info';
 import { UpstreamHealthChecker } from './upstream-health.checker';
 
@@ -25,6 +25,7 @@ export class HealthController {
     private readonly checker: UpstreamHealthChecker,
     private readonly pipeline: GatewayPipeline,
     private readonly lifecycle: GatewayLifecycle,
+    private readonly registry: UpstreamRegistry,
   ) {}
 
   @Get('heartbeat')
@@ -45,6 +46,7 @@ export class HealthController {
       uptime: this.uptime(),
       version: this.build.version,
       services,
+      instances: this.checker.instances(),
     };
   }
 
@@ -56,7 +58,7 @@ export class HealthController {
       node: process.version,
       uptime: this.uptime(),
       // SECURITY: prefixes and service names only; upstream URLs never leave the gateway.
-      routes: this.config.routes.map(({ prefix, service }) => ({ prefix, service })),
+      routes: this.registry.current.routes.map(({ prefix, service }) => ({ prefix, service })),
     };
   }
 

@@ -46,6 +46,18 @@ export class GatewayMetrics {
     labelNames: ['service', 'code'] as const,
     registers: [this.registry],
   });
+  readonly retries = new Counter({
+    name: 'helix_gateway_retries_total',
+    help: 'Requests tried again on another instance after a connect failure, by service.',
+    labelNames: ['service'] as const,
+    registers: [this.registry],
+  });
+  readonly upstreamInstanceUp = new Gauge({
+    name: 'helix_gateway_upstream_instance_up',
+    help: '1 when an instance is in service (checked up or unknown, not ejected), by service and instance index.',
+    labelNames: ['service', 'instance'] as const,
+    registers: [this.registry],
+  });
   readonly rateLimited = new Counter({
     name: 'helix_gateway_rate_limited_total',
     help: 'Requests refused with 429, by route prefix.',

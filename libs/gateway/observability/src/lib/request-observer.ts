@@ -56,6 +56,7 @@ export class RequestObserver {
       upstreamSentAt: undefined,
       upstreamFirstByteAt: undefined,
       upstreamFailure: undefined,
+      retries: 0,
     };
     attachRecord(res, record);
     if (this.accessLog || this.metricsOn) {
@@ -91,6 +92,8 @@ export class RequestObserver {
       if (record.upstreamFailure && record.service)
         m.upstreamErrors.labels(record.service, record.upstreamFailure).inc();
       if (status === 429) m.rateLimited.labels(route).inc();
+      if (record.retries > 0 && record.service)
+        m.retries.labels(record.service).inc(record.retries);
     }
     const socket = req.socket as CountedSocket;
     socket[READ_BEFORE] = socket.bytesRead;
@@ -109,6 +112,7 @@ export class RequestObserver {
           durationMs: round(durationMs),
           upstreamTtfbMs: ttfbMs === undefined ? undefined : round(ttfbMs),
           upstreamFailure: record.upstreamFailure,
+          retries: record.retries || undefined,
           clientIp: record.clientIp ?? this.resolveClientIp(req),
           userAgent: req.headers['user-agent'],
         },

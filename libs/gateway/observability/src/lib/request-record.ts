@@ -15,6 +15,8 @@ export interface RequestRecord {
   upstreamFirstByteAt: number | undefined;
   /** A failure of the upstream exchange, from the error table (refused, reset, timeout…). */
   upstreamFailure: string | undefined;
+  /** Tries on another instance after a connect failure. */
+  retries: number;
 }
 
 const RECORD = Symbol('helix.record');

@@ -12,6 +12,8 @@ import { sendError, writeSocketError } from '@helix/gateway-edge';
 import type { RequestRecord } from '@helix/gateway-observability';
 import { applyResponseHeaderPolicy } from './header-policy';
 import { classifyUpstreamError, UPSTREAM_FAILURES, type UpstreamFailure } from './upstream-errors';
+import type { UpstreamInstance } from './upstream-instance';
+import type { UpstreamService } from './upstream-service';
 
 /**
  * How a failed exchange is answered: `route` with the error table (502/504), `health` with
@@ -25,13 +27,24 @@ export interface ExchangeHooks {
   readonly onUpstreamHeaders: (headers: IncomingHttpHeaders, res: ServerResponse) => void;
   /** Add `Server-Timing: gw, upstream, total` to proxied responses. */
   readonly serverTiming: boolean;
+  /** Tries the request on another instance after a failure; true when it did. */
+  readonly retry: (exchange: Exchange, err: NodeJS.ErrnoException) => boolean;
 }
 
 /** What the pipeline knows of a request when it hands it to an upstream. */
 export interface ExchangeInit {
+  readonly req: IncomingMessage;
   readonly requestId: string;
   readonly service: string;
+  readonly upstream: UpstreamService;
+  /** The instance serving the current try. */
+  instance: UpstreamInstance;
+  /** Idempotent, with no body, on a route that allows retries. */
+  readonly retryable: boolean;
   readonly timeoutMs: number;
+  readonly connectTimeoutMs: number;
+  /** An idle limit on the response body (0: none); server-sent events are exempt. */
+  readonly idleTimeoutMs: number;
   readonly mode: FailureMode;
   /** Where a failure is answered: the response, or the raw socket of an upgrade. */
   readonly target: ServerResponse | Duplex;
@@ -44,6 +57,10 @@ export interface ExchangeInit {
 export interface Exchange extends ExchangeInit {
   readonly hooks: ExchangeHooks;
   timer: NodeJS.Timeout | undefined;
+  connectTimer: NodeJS.Timeout | undefined;
+  /** Tries so far (1 for the first). */
+  tries: number;
+  released: boolean;
   proxyReq: ClientRequest | undefined;
   /** The gateway has answered itself (timeout, body too large): upstream events are moot. */
   answered: boolean;
@@ -63,23 +80,66 @@ const BODY_TOO_LARGE = 'The request body is larger than this route accepts';
  * limit. The timer covers connecting, sending and waiting, and stops at the response's head,
  * so a long download or event stream is never cut by it.
  */
-export function openExchange(
-  req: IncomingMessage,
-  init: ExchangeInit,
-  hooks: ExchangeHooks,
-): Exchange {
+export function openExchange(init: ExchangeInit, hooks: ExchangeHooks): Exchange {
   const exchange: Exchange = {
     ...init,
     hooks,
     timer: undefined,
+    connectTimer: undefined,
+    tries: 1,
+    released: false,
     proxyReq: undefined,
     answered: false,
     responded: false,
     upgraded: false,
   };
   exchange.timer = setTimeout(onUpstreamTimeout, init.timeoutMs, exchange);
-  (req as Tagged)[EXCHANGE] = exchange;
+  (init.req as Tagged)[EXCHANGE] = exchange;
+  init.target.once('close', () => release(exchange));
   return exchange;
+}
+
+/** The instance the exchange holds is free again (its in-flight count drops). */
+function release(exchange: Exchange): void {
+  if (exchange.released) return;
+  exchange.released = true;
+  exchange.instance.release();
+}
+
+/** Moves the exchange to another instance for a retry; the caller has picked it. */
+export function moveExchange(exchange: Exchange, next: UpstreamInstance): void {
+  clearConnectTimer(exchange);
+  exchange.instance.release();
+  exchange.instance = next;
+  exchange.tries++;
+  exchange.proxyReq = undefined;
+}
+
+function clearConnectTimer(exchange: Exchange): void {
+  if (exchange.connectTimer !== undefined) {
+    clearTimeout(exchange.connectTimer);
+    exchange.connectTimer = undefined;
+  }
+}
+
+function onConnectTimeout(exchange: Exchange): void {
+  exchange.connectTimer = undefined;
+  exchange.proxyReq?.destroy(
+    Object.assign(new Error('upstream connect timeout'), { code: 'ECONNECTTIMEOUT' }),
+  );
+}
+
+function reportOutcome(exchange: Exchange, ok: boolean): void {
+  const instance = exchange.instance;
+  if (ok) {
+    if (instance.reportSuccess()) {
+      logger.log(`instance ${instance.index} of ${exchange.service} is back in service`);
+    }
+  } else if (instance.reportFailure(Date.now())) {
+    logger.warn(
+      `instance ${instance.index} of ${exchange.service} ejected until ${new Date(instance.ejectedUntil).toISOString()}`,
+    );
+  }
 }
 
 /** Answers 413 when the request is already too large to forward, before anything is sent. */
@@ -101,7 +161,9 @@ function exchangeOf(req: IncomingMessage): Exchange | undefined {
 }
 
 function settle(exchange: Exchange | undefined): void {
-  if (exchange?.timer !== undefined) {
+  if (exchange === undefined) return;
+  clearConnectTimer(exchange);
+  if (exchange.timer !== undefined) {
     clearTimeout(exchange.timer);
     exchange.timer = undefined;
   }
@@ -132,8 +194,10 @@ function answerFailure(exchange: Exchange, failure: UpstreamFailure): void {
 
 function onUpstreamTimeout(exchange: Exchange): void {
   exchange.timer = undefined;
+  clearConnectTimer(exchange);
   exchange.answered = true;
   exchange.proxyReq?.destroy();
+  reportOutcome(exchange, false);
   logger.warn(`upstream timeout service=${exchange.service} requestId=${exchange.requestId}`);
   answerFailure(exchange, 'timeout');
 }
@@ -181,6 +245,11 @@ export const exchangePlugin: Plugin = (proxyServer) => {
       return;
     }
     if (exchange.record) exchange.record.upstreamSentAt = performance.now();
+    const socket = proxyReq.socket;
+    if (socket?.connecting) {
+      exchange.connectTimer = setTimeout(onConnectTimeout, exchange.connectTimeoutMs, exchange);
+      socket.once('connect', () => clearConnectTimer(exchange));
+    }
     // Only a chunked body can carry trailers, or outgrow a limit its length did not announce.
     if (req.headers['transfer-encoding'] !== undefined) {
       // Registered before http-proxy's pipe, so the trailers go out before the end of the body.
@@ -205,6 +274,13 @@ export const exchangePlugin: Plugin = (proxyServer) => {
     settle(exchange);
     if (!exchange || exchange.answered) return;
     exchange.responded = true;
+    reportOutcome(exchange, (proxyRes.statusCode ?? 502) < 500);
+    const idle = exchange.idleTimeoutMs;
+    if (idle > 0 && !String(proxyRes.headers['content-type']).startsWith('text/event-stream')) {
+      proxyRes.setTimeout(idle, () =>
+        proxyRes.destroy(Object.assign(new Error('upstream body idle'), { code: 'ESTREAMIDLE' })),
+      );
+    }
     const record = exchange.record;
     if (record) {
       const now = performance.now();
@@ -233,6 +309,13 @@ export const exchangePlugin: Plugin = (proxyServer) => {
     }
     if (exchange.answered) return;
     const failure = classifyUpstreamError(err);
+    if (!exchange.responded) reportOutcome(exchange, false);
+    if (!exchange.responded && exchange.hooks.retry(exchange, err as NodeJS.ErrnoException)) {
+      logger.warn(
+        `retrying on another instance after ${failure} service=${exchange.service} requestId=${exchange.requestId}`,
+      );
+      return;
+    }
     logger.warn(
       `upstream ${failure} service=${exchange.service} requestId=${exchange.requestId} code=${(err as NodeJS.ErrnoException).code ?? 'none'}`,
     );

@@ -1,7 +1,8 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { Inject, Injectable } from '@nestjs/common';
-import { GATEWAY_CONFIG, type GatewayConfig, type GatewayRoute } from '@helix/gateway-config';
+import { GATEWAY_CONFIG, type GatewayConfig } from '@helix/gateway-config';
 import {
   assignRequestId,
   EdgePolicies,
@@ -9,18 +10,20 @@ import {
   sendError,
   writeSocketError,
 } from '@helix/gateway-edge';
-import { performance } from 'node:perf_hooks';
-import { recordOf, RequestObserver } from '@helix/gateway-observability';
-import { type ExchangeHooks, openExchange, rejectOversizedBody } from './exchange';
+import { recordOf, RequestObserver, type RequestRecord } from '@helix/gateway-observability';
+import {
+  type Exchange,
+  type ExchangeHooks,
+  moveExchange,
+  openExchange,
+  rejectOversizedBody,
+} from './exchange';
 import { GatewayLifecycle } from './gateway-lifecycle';
 import { applyRequestHeaderPolicy } from './header-policy';
 import { isRejectedTarget, normalizeRequestTarget } from './request-target';
-import { createRouteMatcher } from './route-matcher';
-import { UpstreamRegistry, type UpstreamService } from './upstream-registry';
-
-interface CompiledRoute extends GatewayRoute {
-  readonly upstream: UpstreamService;
-}
+import { UPSTREAM_FAILURES } from './upstream-errors';
+import type { UpstreamInstance } from './upstream-instance';
+import { UpstreamRegistry } from './upstream-registry';
 
 const BAD_PATH = 'The request path is malformed or ambiguous';
 const NO_ROUTE = 'No route matches this path';
@@ -29,16 +32,45 @@ const HEARTBEAT = '/heartbeat';
 const TOO_MANY_HEADERS = 'The request has too many header fields';
 const NO_HOST = 'An HTTP/1.1 request needs a Host header';
 
+/** RFC 9110 §9.2.2 idempotent methods: safe to send twice when the first never arrived. */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
+/** A request is tried at most this often (the first try and one retry). */
+const MAX_TRIES = 2;
+
+/** A request that can be sent again: idempotent, and with no body that could be half gone. */
+function canRetry(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return (
+    IDEMPOTENT.has(req.method ?? '') &&
+    (length === undefined || length === '0') &&
+    req.headers['transfer-encoding'] === undefined
+  );
+}
+
+/** Connect failures, and a reset of a reused keep-alive socket before any answer. */
+function isSafeToRetry(err: NodeJS.ErrnoException, exchange: Exchange): boolean {
+  switch (err.code) {
+    case 'ECONNREFUSED':
+    case 'ECONNECTTIMEOUT':
+      return true;
+    case 'ECONNRESET':
+    case 'EPIPE':
+      return exchange.proxyReq?.reusedSocket === true;
+    default:
+      return false;
+  }
+}
+
 /**
  * The request path, written down once. For every request, in this order:
  * request id → security headers and CORS (preflights end here) → normalise the target →
- * match a route → rate limit and compression → header policy → upstream → response or error.
- * A request that matches no route goes on to Nest, which answers the gateway's own endpoints
- * and the 404, after the same edge policies (`/heartbeat` is never rate limited).
+ * match a route → rate limit and compression → pick an instance → header policy → upstream →
+ * response, retry or error. A request that matches no route goes on to Nest, which answers the
+ * gateway's own endpoints and the 404, after the same edge policies (`/heartbeat` is never rate
+ * limited).
  */
 @Injectable()
 export class GatewayPipeline {
-  private readonly match: (path: string) => CompiledRoute | undefined;
   private readonly hooks: ExchangeHooks;
   private readonly maxRawHeaders: number;
   /** Upgraded connections, which the HTTP server no longer tracks: cut if a drain times out. */
@@ -54,14 +86,9 @@ export class GatewayPipeline {
     this.hooks = {
       onUpstreamHeaders: edge.onUpstreamHeaders.bind(edge),
       serverTiming: config.SERVER_TIMING,
+      retry: this.retry.bind(this),
     };
     this.maxRawHeaders = config.MAX_HEADERS_COUNT * 2;
-    const routes = config.routes.map((route) => {
-      const upstream = registry.get(route.service);
-      if (!upstream) throw new Error(`no upstream service for route ${route.prefix}`);
-      return { ...route, upstream };
-    });
-    this.match = createRouteMatcher(routes);
   }
 
   /** The server's request listener: proxied routes first, everything else to `fallback`. */
@@ -94,7 +121,7 @@ export class GatewayPipeline {
       return true;
     }
     req.url = target.url;
-    const route = this.match(target.path);
+    const route = this.registry.current.match(target.path);
     if (!route) return target.path !== HEARTBEAT && this.edge.admit(req, res, undefined);
     record.route = route.prefix;
     record.service = route.service;
@@ -106,24 +133,27 @@ export class GatewayPipeline {
       return true;
     }
 
-    const upstream = route.upstream.pick();
-    applyRequestHeaderPolicy(
-      req.headers,
-      {
-        clientIp: req.socket.remoteAddress,
-        httpVersion: req.httpVersion,
-        requestId,
-        upstreamHost: upstream.host,
-      },
-      false,
-    );
+    const now = Date.now();
+    const upstream = route.upstream;
+    const instance = upstream.pick(now);
+    if (!instance) {
+      this.answerUnavailable(res, requestId, record);
+      return true;
+    }
+    upstream.budget.recordRequest(now);
+    this.forwardHeaders(req, requestId, instance, false);
     if (route.stripPrefix) req.url = stripPrefix(target.url, route.prefix);
     openExchange(
-      req,
       {
+        req,
         requestId,
         service: route.service,
+        upstream,
+        instance,
+        retryable: route.retry && canRetry(req),
         timeoutMs: route.timeoutMs,
+        connectTimeoutMs: route.connectTimeoutMs,
+        idleTimeoutMs: route.idleTimeoutMs,
         mode: 'route',
         target: res,
         record,
@@ -131,13 +161,13 @@ export class GatewayPipeline {
       },
       this.hooks,
     );
-    void upstream.proxy(req, res);
+    void instance.proxy(req, res);
     return true;
   }
 
   /**
-   * Proxies `GET /health/<service>` to the service's own `/health`. Returns false for a
-   * service that the route table does not know.
+   * Proxies `GET /health/<service>` to the `/health` of an available instance: with none, the
+   * service as a whole is down. Returns false for a service the route table does not know.
    */
   forwardHealthCheck(
     service: string,
@@ -145,27 +175,37 @@ export class GatewayPipeline {
     res: ServerResponse,
     timeoutMs: number,
   ): boolean {
-    const upstreams = this.registry.get(service);
-    if (!upstreams) return false;
-    const upstream = upstreams.pick();
+    const upstream = this.registry.get(service);
+    if (!upstream) return false;
     const requestId = resolveRequestId(req.headers['x-request-id']);
-    applyRequestHeaderPolicy(
-      req.headers,
-      {
-        clientIp: req.socket.remoteAddress,
-        httpVersion: req.httpVersion,
-        requestId,
-        upstreamHost: upstream.host,
-      },
-      false,
-    );
+    const instance = upstream.pick(Date.now());
+    if (!instance) {
+      sendError(res, 503, `The ${service} service is unreachable`, requestId, {
+        status: 'down',
+        service,
+      });
+      return true;
+    }
+    this.forwardHeaders(req, requestId, instance, false);
     req.url = '/health';
     openExchange(
-      req,
-      { requestId, service, timeoutMs, mode: 'health', target: res, record: recordOf(res) },
+      {
+        req,
+        requestId,
+        service,
+        upstream,
+        instance,
+        retryable: false,
+        timeoutMs,
+        connectTimeoutMs: timeoutMs,
+        idleTimeoutMs: 0,
+        mode: 'health',
+        target: res,
+        record: recordOf(res),
+      },
       this.hooks,
     );
-    void upstream.proxy(req, res);
+    void instance.proxy(req, res);
     return true;
   }
 
@@ -182,7 +222,7 @@ export class GatewayPipeline {
       writeSocketError(socket, 400, BAD_PATH, requestId);
       return;
     }
-    const route = this.match(target.path);
+    const route = this.registry.current.match(target.path);
     if (!route) {
       writeSocketError(socket, 404, NO_ROUTE, requestId);
       return;
@@ -197,24 +237,25 @@ export class GatewayPipeline {
       writeSocketError(socket, 400, NO_WEBSOCKET, requestId);
       return;
     }
-    const upstream = route.upstream.pick();
-    applyRequestHeaderPolicy(
-      req.headers,
-      {
-        clientIp: req.socket.remoteAddress,
-        httpVersion: req.httpVersion,
-        requestId,
-        upstreamHost: upstream.host,
-      },
-      true,
-    );
+    const instance = route.upstream.pick(Date.now());
+    if (!instance) {
+      const { status, message } = UPSTREAM_FAILURES.unavailable;
+      writeSocketError(socket, status, message, requestId);
+      return;
+    }
+    this.forwardHeaders(req, requestId, instance, true);
     req.url = route.stripPrefix ? stripPrefix(target.url, route.prefix) : target.url;
     openExchange(
-      req,
       {
+        req,
         requestId,
         service: route.service,
+        upstream: route.upstream,
+        instance,
+        retryable: false,
         timeoutMs: route.timeoutMs,
+        connectTimeoutMs: route.connectTimeoutMs,
+        idleTimeoutMs: 0,
         mode: 'route',
         target: socket,
         record: undefined,
@@ -223,12 +264,59 @@ export class GatewayPipeline {
     );
     this.tunnels.add(socket);
     socket.once('close', () => this.tunnels.delete(socket));
-    upstream.proxy.upgrade(req, socket, head);
+    instance.proxy.upgrade(req, socket, head);
   }
 
   /** Cuts every WebSocket tunnel still open (the end of a drain). */
   closeTunnels(): void {
     for (const socket of this.tunnels) socket.destroy();
+  }
+
+  private forwardHeaders(
+    req: IncomingMessage,
+    requestId: string,
+    instance: UpstreamInstance,
+    upgrade: boolean,
+  ): void {
+    applyRequestHeaderPolicy(
+      req.headers,
+      {
+        clientIp: req.socket.remoteAddress,
+        httpVersion: req.httpVersion,
+        requestId,
+        upstreamHost: instance.host,
+      },
+      upgrade,
+    );
+  }
+
+  private answerUnavailable(res: ServerResponse, requestId: string, record: RequestRecord): void {
+    record.upstreamFailure = 'unavailable';
+    const { status, message } = UPSTREAM_FAILURES.unavailable;
+    sendError(res, status, message, requestId);
+  }
+
+  /**
+   * A retry, when it is safe: a connect failure (or a reset of a reused socket before any
+   * answer) of a request with no body and an idempotent method, at most once, on another
+   * instance, and within the service's retry budget.
+   */
+  private retry(exchange: Exchange, err: NodeJS.ErrnoException): boolean {
+    if (!exchange.retryable || exchange.tries >= MAX_TRIES || !isSafeToRetry(err, exchange)) {
+      return false;
+    }
+    const now = Date.now();
+    const next = exchange.upstream.pick(now, exchange.instance);
+    if (!next) return false;
+    if (!exchange.upstream.budget.tryRetry(now)) {
+      next.release();
+      return false;
+    }
+    moveExchange(exchange, next);
+    exchange.req.headers.host = next.host;
+    if (exchange.record) exchange.record.retries++;
+    void next.proxy(exchange.req, exchange.target as ServerResponse);
+    return true;
   }
 }
 

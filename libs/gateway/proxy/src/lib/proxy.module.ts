@@ -4,6 +4,7 @@ import { EdgeModule } from '@helix/gateway-edge';
 import { GatewayExceptionFilter } from './gateway-exception.filter';
 import { GatewayLifecycle } from './gateway-lifecycle';
 import { GatewayPipeline } from './gateway-pipeline';
+import { RouteReloader } from './route-reloader';
 import { UpstreamRegistry } from './upstream-registry';
 
 @Module({
@@ -12,6 +13,7 @@ import { UpstreamRegistry } from './upstream-registry';
     GatewayLifecycle,
     UpstreamRegistry,
     GatewayPipeline,
+    RouteReloader,
     { provide: APP_FILTER, useClass: GatewayExceptionFilter },
   ],
   exports: [GatewayLifecycle, UpstreamRegistry, GatewayPipeline],

@@ -10,6 +10,9 @@ export const UPSTREAM_FAILURES = {
   bad_response: { status: 502, message: 'The upstream service sent an invalid response' },
   failed: { status: 502, message: 'The upstream request failed' },
   timeout: { status: 504, message: 'The upstream service did not respond in time' },
+  connect_timeout: { status: 504, message: 'The upstream service could not be reached in time' },
+  body_idle: { status: 502, message: 'The upstream service stopped sending its response' },
+  unavailable: { status: 503, message: 'No instance of the upstream service is available' },
 } as const;
 
 export type UpstreamFailure = keyof typeof UPSTREAM_FAILURES;
@@ -31,6 +34,8 @@ const BY_ERRNO: Record<string, UpstreamFailure> = {
   ETIMEDOUT: 'timeout',
   ESOCKETTIMEDOUT: 'timeout',
   ERR_UPSTREAM_UPGRADE_TIMEOUT: 'timeout',
+  ECONNECTTIMEOUT: 'connect_timeout',
+  ESTREAMIDLE: 'body_idle',
 };
 
 /** Maps a Node.js error from an upstream exchange to its entry in UPSTREAM_FAILURES. */

@@ -1,91 +1,91 @@
-import { Agent as HttpAgent } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
 import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
-import { GATEWAY_CONFIG, type GatewayConfig } from '@helix/gateway-config';
-import { createProxyMiddleware, type RequestHandler } from 'http-proxy-middleware';
-import { exchangePlugin } from './exchange';
+import { GATEWAY_CONFIG, type GatewayConfig, type GatewayRoute } from '@helix/gateway-config';
+import { createRouteMatcher } from './route-matcher';
+import { UpstreamService } from './upstream-service';
 
-/** One instance of a service: its URL, its own keep-alive pool, and its streaming proxy. */
-export interface Upstream {
-  readonly url: URL;
-  /** `host[:port]`, the Host header the instance receives. */
-  readonly host: string;
-  readonly agent: HttpAgent;
-  readonly proxy: RequestHandler;
-}
-
-/** A service and its instances, shared by every route that names it. */
-export interface UpstreamService {
-  readonly name: string;
-  readonly upstreams: readonly Upstream[];
-  /** The next instance, round-robin. */
-  pick(): Upstream;
-}
-
-function createUpstream(url: URL, idleTimeoutMs: number): Upstream {
-  const options = {
-    keepAlive: true,
-    maxFreeSockets: 256,
-    scheduling: 'lifo' as const,
-    // A pooled socket is dropped before the upstream would close it (node#52649); Node also
-    // honours an upstream's `Keep-Alive: timeout=` hint, minus a second.
-    timeout: idleTimeoutMs,
-  };
-  const agent = url.protocol === 'https:' ? new HttpsAgent(options) : new HttpAgent(options);
-  const proxy = createProxyMiddleware({
-    // A URL object, not a string: httpxy would parse a string again on every request.
-    target: url,
-    agent,
-    ejectPlugins: true,
-    plugins: [exchangePlugin],
-  });
-  return { url, host: url.host, agent, proxy };
-}
-
-function createService(name: string, urls: readonly URL[], idleTimeoutMs: number): UpstreamService {
-  const upstreams = urls.map((url) => createUpstream(url, idleTimeoutMs));
-  let next = 0;
-  return {
-    name,
-    upstreams,
-    pick: () => {
-      const upstream = upstreams[next];
-      next = (next + 1) % upstreams.length;
-      return upstream;
-    },
-  };
+/** A route with the service that answers it. */
+export interface CompiledRoute extends GatewayRoute {
+  readonly upstream: UpstreamService;
 }
 
 /**
- * The upstream services of the route table, built once at boot: one proxy and one keep-alive
- * pool per instance, never per request (http-proxy-middleware#954).
+ * A route table compiled once: the prefix matcher, and one UpstreamService per service name
+ * (its instances, pools and proxies), shared by every route that names it.
+ */
+export class RouteTable {
+  readonly routes: readonly CompiledRoute[];
+  readonly services: ReadonlyMap<string, UpstreamService>;
+  readonly match: (path: string) => CompiledRoute | undefined;
+
+  constructor(routes: readonly GatewayRoute[], config: GatewayConfig) {
+    const services = new Map<string, UpstreamService>();
+    const outlier = {
+      consecutiveFailures: config.OUTLIER_CONSECUTIVE_FAILURES,
+      ejectionMs: config.OUTLIER_EJECTION_MS,
+    };
+    this.routes = routes.map((route) => {
+      let upstream = services.get(route.service);
+      if (!upstream) {
+        // The first route of a service sets how its instances are balanced.
+        upstream = new UpstreamService(
+          route.service,
+          route.targets,
+          route.balance,
+          config.UPSTREAM_IDLE_TIMEOUT_MS,
+          outlier,
+          config.RETRY_BUDGET_PERCENT,
+        );
+        services.set(route.service, upstream);
+      }
+      return { ...route, upstream };
+    });
+    this.services = services;
+    this.match = createRouteMatcher(this.routes);
+  }
+
+  /** Out of service: requests in flight finish on the old pools, which then close. */
+  retire(): void {
+    for (const service of this.services.values()) {
+      for (const instance of service.instances) instance.retire();
+    }
+  }
+}
+
+/**
+ * The route table in force. Built once at boot from the configuration, replaced whole by a
+ * hot reload: a request uses the table it started with to the end.
  */
 @Injectable()
 export class UpstreamRegistry implements OnModuleDestroy {
-  private readonly services = new Map<string, UpstreamService>();
+  private table: RouteTable;
 
-  constructor(@Inject(GATEWAY_CONFIG) config: GatewayConfig) {
-    for (const route of config.routes) {
-      if (!this.services.has(route.service)) {
-        this.services.set(
-          route.service,
-          createService(route.service, route.targets, config.UPSTREAM_IDLE_TIMEOUT_MS),
-        );
-      }
-    }
+  constructor(@Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig) {
+    this.table = new RouteTable(config.routes, config);
+  }
+
+  get current(): RouteTable {
+    return this.table;
   }
 
   get(name: string): UpstreamService | undefined {
-    return this.services.get(name);
+    return this.table.services.get(name);
   }
 
   all(): UpstreamService[] {
-    return [...this.services.values()];
+    return [...this.table.services.values()];
+  }
+
+  /** Puts a new table in force and retires the old one. */
+  replace(routes: readonly GatewayRoute[]): RouteTable {
+    const old = this.table;
+    this.table = new RouteTable(routes, this.config);
+    old.retire();
+    return this.table;
   }
 
   onModuleDestroy(): void {
-    for (const service of this.services.values()) {
-      for (const upstream of service.upstreams) upstream.agent.destroy();
+    for (const service of this.table.services.values()) {
+      for (const instance of service.instances) instance.agent.destroy();
     }
   }
 }

@@ -66,6 +66,11 @@ export function superviseWorkers(config: GatewayConfig, logger: Logger): void {
     });
   }
 
+  // A route-file reload reaches every worker (each holds its own route table).
+  process.on('SIGHUP', () => {
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP');
+  });
+
   if (config.METRICS_PORT !== 0) serveClusterMetrics(config, logger);
   for (let i = 0; i < wanted; i++) fork();
 }

@@ -61,9 +61,12 @@ export interface StubUpstreamOptions {
   host?: string;
   /** Default 0: a free port chosen by the OS. */
   port?: number;
+  /** How many requests and upgrades `requests`/`upgrades` keep, newest last; default 10,000. */
+  historyLimit?: number;
 }
 
 const DEFAULT_WAIT_TIMEOUT_MS = 5000;
+const DEFAULT_HISTORY_LIMIT = 10_000;
 const DEFAULT_SSE_COUNT = 3;
 const DEFAULT_SSE_INTERVAL_MS = 100;
 const DEFAULT_DOWNLOAD_BYTES = 1024 * 1024;
@@ -301,7 +304,12 @@ function chooseBehaviour(method: string, path: string): (ex: Exchange) => void {
  * accepted and every message echoed back with its text or binary type.
  */
 export async function startStubUpstream(options: StubUpstreamOptions = {}): Promise<StubUpstream> {
-  const { name = 'stub', host = '127.0.0.1', port = 0 } = options;
+  const {
+    name = 'stub',
+    host = '127.0.0.1',
+    port = 0,
+    historyLimit = DEFAULT_HISTORY_LIMIT,
+  } = options;
   const server = http.createServer();
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
   const wss = new WebSocketServer({ noServer: true });
@@ -402,6 +410,9 @@ export async function startStubUpstream(options: StubUpstreamOptions = {}): Prom
       // Node fills trailers with strings only; the Dict type merely allows missing keys.
       ex.record.trailers = { ...req.trailers } as Record<string, string>;
       stub.requests.push(ex.record);
+      // A long-running demo or soak must not keep every request it ever saw.
+      if (stub.requests.length > historyLimit)
+        stub.requests.splice(0, stub.requests.length - historyLimit);
       stub.events.emit('request', ex.record);
     };
     req.on('data', (chunk: Buffer) => {
@@ -435,6 +446,7 @@ export async function startStubUpstream(options: StubUpstreamOptions = {}): Prom
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', ignore);
     stub.upgrades.push({ url: req.url ?? '', headers: req.headers });
+    if (stub.upgrades.length > historyLimit) stub.upgrades.shift();
     wss.handleUpgrade(req, socket, head, (ws) => {
       ws.on('error', ignore);
       ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));

@@ -1,0 +1,133 @@
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { createProxyMiddleware, type RequestHandler } from 'http-proxy-middleware';
+import { exchangePlugin } from './exchange';
+
+/** What the background checker last concluded about an instance. */
+export type InstanceHealth = 'up' | 'down' | 'unknown';
+
+/** How passive outlier detection treats failures (Envoy's consecutive-5xx detector). */
+export interface OutlierPolicy {
+  /** Connect errors or 5xx in a row that eject an instance; 0 = never. */
+  readonly consecutiveFailures: number;
+  /** The first ejection's length; each further ejection in a row doubles it, up to 30 times. */
+  readonly ejectionMs: number;
+}
+
+const MAX_EJECTION_FACTOR = 30;
+
+/**
+ * One instance of a service: its own keep-alive pool and streaming proxy, built once, and what
+ * the active checker and the passive detector know of it.
+ */
+export class UpstreamInstance {
+  /** `host[:port]`, the Host header the instance receives. */
+  readonly host: string;
+  readonly agent: HttpAgent;
+  readonly proxy: RequestHandler;
+  inFlight = 0;
+  health: InstanceHealth = 'unknown';
+  /** Active checks in a row with the same result: positive for successes, negative for failures. */
+  private streak = 0;
+  private consecutiveFailures = 0;
+  private ejections = 0;
+  /** When the ejection ends (0: not ejected). After it, one probe request decides (half-open). */
+  ejectedUntil = 0;
+  private probing = false;
+  private retired = false;
+
+  constructor(
+    readonly url: URL,
+    readonly index: number,
+    idleTimeoutMs: number,
+    private readonly outlier: OutlierPolicy,
+  ) {
+    this.host = url.host;
+    const options = {
+      keepAlive: true,
+      maxFreeSockets: 256,
+      scheduling: 'lifo' as const,
+      // A pooled socket is dropped before the upstream would close it (node#52649); Node also
+      // honours an upstream's `Keep-Alive: timeout=` hint, minus a second.
+      timeout: idleTimeoutMs,
+    };
+    this.agent = url.protocol === 'https:' ? new HttpsAgent(options) : new HttpAgent(options);
+    this.proxy = createProxyMiddleware({
+      // A URL object, not a string: httpxy would parse a string again on every request.
+      target: url,
+      agent: this.agent,
+      ejectPlugins: true,
+      plugins: [exchangePlugin],
+    });
+  }
+
+  /** May this instance take a request now? An ended ejection admits one probe at a time. */
+  isAvailable(now: number): boolean {
+    if (this.health === 'down' || this.retired) return false;
+    if (this.ejectedUntil === 0) return true;
+    return now >= this.ejectedUntil && !this.probing;
+  }
+
+  /** Takes a request: counts it in flight, and makes it the probe of an ended ejection. */
+  acquire(): void {
+    this.inFlight++;
+    if (this.ejectedUntil !== 0) this.probing = true;
+  }
+
+  /** The request is over; a retired pool closes with its last request. */
+  release(): void {
+    this.inFlight--;
+    // A probe that ended without a verdict (the client left) lets the next one through.
+    this.probing = false;
+    if (this.retired && this.inFlight === 0) this.agent.destroy();
+  }
+
+  /** The upstream answered below 500: it is fine, and an ejected one is back. */
+  reportSuccess(): boolean {
+    this.consecutiveFailures = 0;
+    if (this.ejectedUntil === 0) return false;
+    this.ejectedUntil = 0;
+    this.ejections = 0;
+    this.probing = false;
+    return true;
+  }
+
+  /** A connect error, reset, timeout or 5xx. Returns true when it ejects the instance. */
+  reportFailure(now: number): boolean {
+    this.consecutiveFailures++;
+    const wasProbe = this.probing;
+    this.probing = false;
+    const threshold = this.outlier.consecutiveFailures;
+    if (
+      !wasProbe &&
+      (threshold === 0 || this.consecutiveFailures < threshold || this.ejectedUntil !== 0)
+    ) {
+      return false;
+    }
+    this.ejections++;
+    const factor = Math.min(2 ** (this.ejections - 1), MAX_EJECTION_FACTOR);
+    this.ejectedUntil = now + this.outlier.ejectionMs * factor;
+    return true;
+  }
+
+  /** One active check's result, with Envoy-style thresholds. Returns true when health changed. */
+  recordCheck(ok: boolean, healthyThreshold: number, unhealthyThreshold: number): boolean {
+    this.streak = ok ? Math.max(this.streak, 0) + 1 : Math.min(this.streak, 0) - 1;
+    const next: InstanceHealth =
+      ok && (this.health !== 'down' || this.streak >= healthyThreshold)
+        ? 'up'
+        : !ok && (this.health === 'down' || -this.streak >= unhealthyThreshold)
+          ? 'down'
+          : this.health;
+    // A first success makes an unknown instance up at once; a failure needs the threshold.
+    const changed = next !== this.health;
+    this.health = next;
+    return changed;
+  }
+
+  /** Out of the route table (hot reload): no new requests; the pool closes when idle. */
+  retire(): void {
+    this.retired = true;
+    if (this.inFlight === 0) this.agent.destroy();
+  }
+}
