@@ -1,0 +1,48 @@
+# syntax=docker/dockerfile:1
+# The Helix API Gateway image: dist/apps/api-gateway plus the production dependencies on Node 24.
+# The tag matches the `node` devDependency, so the image runs the Node that CI tests with.
+ARG NODE_IMAGE=node:24.21.0-bookworm-slim
+
+# Every workspace's package.json and the lock file, nothing else: `npm ci` refuses a lock file
+# whose workspaces are missing. A change to any source file leaves this stage's output unchanged,
+# so the `npm ci` layers below stay cached.
+FROM ${NODE_IMAGE} AS manifests
+WORKDIR /src
+COPY . .
+RUN mkdir /manifests \
+  && find . -name package.json -not -path '*/node_modules/*' -exec cp --parents {} /manifests \; \
+  && cp package-lock.json /manifests/
+
+FROM ${NODE_IMAGE} AS build
+ENV NX_DAEMON=false NX_NO_CLOUD=true
+WORKDIR /app
+COPY --from=manifests /manifests/ ./
+RUN npm ci --no-audit --no-fund
+COPY . .
+RUN npx nx build api-gateway
+
+FROM ${NODE_IMAGE} AS production-deps
+WORKDIR /app
+COPY --from=manifests /manifests/ ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+# The seven demo upstreams, for docker-compose.yml only (`target: demo-services`); never shipped.
+FROM build AS demo-services
+RUN npx nx build demo-services
+ENV DEMO_HOST=0.0.0.0
+USER node
+CMD ["node", "dist/apps/demo-services/main.js"]
+
+FROM ${NODE_IMAGE} AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+# Owned by root and not writable by the gateway's user: the process needs to read its code only.
+COPY --from=production-deps /app ./
+COPY --from=build /app/dist/apps/api-gateway ./dist/apps/api-gateway
+USER node
+EXPOSE 3000 9464
+# node itself, since the image has no curl; /heartbeat touches no upstream and is never rate limited.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.SERVICE_PORT || 3000) + '/heartbeat', { signal: AbortSignal.timeout(2000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# Exec form: node is PID 1 and receives SIGTERM itself, which starts the drain.
+CMD ["node", "dist/apps/api-gateway/main.js"]
