@@ -17,6 +17,8 @@ describe('UpstreamService', () => {
     const picks = Array.from({ length: 4 }, () => s.pick(0)?.index);
     expect(picks).toEqual([0, 1, 2, 0]);
     expect(s.pick(0, s.instances[1])?.index).toBe(2);
+    // The retry did not move the rotation.
+    expect(s.pick(0)?.index).toBe(1);
   });
 
   it('balances least-in-flight', () => {

@@ -92,7 +92,8 @@ export class UpstreamService {
       if (chosen === undefined || candidate.inFlight < chosen.inFlight) chosen = candidate;
     }
     if (chosen === undefined) return undefined;
-    this.next = (chosen.index + 1) % count;
+    // A retry leaves the rotation where it was: the next request still goes past the failed one.
+    if (avoid === undefined) this.next = (chosen.index + 1) % count;
     chosen.acquire();
     return chosen;
   }
