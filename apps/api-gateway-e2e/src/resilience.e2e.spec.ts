@@ -186,10 +186,17 @@ describe('upstream resilience', () => {
     });
     const statuses: number[] = [];
     for (let i = 0; i < 100; i++) statuses.push((await httpRequest(`${gw.url}/api/two/b`)).status);
-    const retries = gw
-      .output()
-      .split('\n')
-      .filter((l) => l.includes('"retries":1')).length;
+    // Access-log lines are written asynchronously: wait for all hundred.
+    const accessLines = () =>
+      gw
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('"msg":"request"'));
+    await until(
+      async () => accessLines().filter((l) => l.includes('/api/two/b')).length >= 100,
+      2000,
+    );
+    const retries = accessLines().filter((l) => l.includes('"retries":1')).length;
     process.stdout.write(
       `retry budget: ${retries} retries for 100 requests, ${statuses.filter((s) => s === 502).length} answered 502\n`,
     );
