@@ -61,10 +61,16 @@ async function gatewayEnvironment(upstreamUrl: string): Promise<Record<string, s
   const services = ['AUTH', 'TENANT', 'ADMIN', 'FILE', 'KIRA', 'VERA', 'CLEVERSCREEN'];
   return {
     NODE_ENV: 'production',
-    LOG_LEVEL: 'warn',
+    // Every edge feature on, the access log and metrics included, unless BENCH_OBSERVABILITY=off.
+    LOG_LEVEL: 'info',
+    ...(process.env['BENCH_OBSERVABILITY'] === 'off'
+      ? { ACCESS_LOG: 'false', METRICS_PORT: '0' }
+      : {}),
     HOST: '127.0.0.1',
     SERVICE_PORT: String(await reserveFreePort()),
-    METRICS_PORT: String(await reserveFreePort()),
+    ...(process.env['BENCH_OBSERVABILITY'] === 'off'
+      ? {}
+      : { METRICS_PORT: String(await reserveFreePort()) }),
     CORS_ORIGIN: HEADERS.origin,
     RATE_LIMIT_MAX: '100000000',
     ...Object.fromEntries(services.map((s) => [`${s}_SERVICE_URL`, upstreamUrl])),

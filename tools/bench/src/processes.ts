@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 const LISTENING = /listening on (http:\/\/127\.0\.0\.1:\d+)/;
 const STOP_GRACE_MS = 3000;
 const POLL_INTERVAL_MS = 5;
+const MAX_OUTPUT_CHARS = 64 * 1024;
 
 /** A child process on this same Node, with everything it printed. */
 export interface ServiceProcess {
@@ -47,9 +48,14 @@ export class ProcessGroup {
     });
     this.children.add(child);
     child.once('exit', () => this.children.delete(child));
+    // Only the start of what a child prints is kept: the gateway's access log would otherwise
+    // grow this process by megabytes a second under load.
     let text = '';
-    child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    const keep = (chunk: Buffer) => {
+      if (text.length < MAX_OUTPUT_CHARS) text += chunk.toString();
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
     return { name, child, spawnedAt, output: () => text };
   }
 

@@ -42,6 +42,7 @@ export class EdgePolicies implements OnModuleInit, OnModuleDestroy {
   private readonly securityHeaders: ReadonlyArray<readonly [string, string]>;
   private readonly cors: CorsPolicy;
   private readonly compress: Middleware | undefined;
+  private readonly compressionThreshold: number;
   private readonly clientIp: (req: IncomingMessage) => string;
   private readonly limiter: RateLimiter | undefined;
   private routeLimiters = new Map<string, RateLimiter>();
@@ -64,6 +65,7 @@ export class EdgePolicies implements OnModuleInit, OnModuleDestroy {
       credentials: config.CORS_CREDENTIALS,
       maxAgeSeconds: config.CORS_MAX_AGE_S,
     });
+    this.compressionThreshold = config.COMPRESSION_THRESHOLD_BYTES;
     this.compress = config.COMPRESSION
       ? (compression({
           threshold: config.COMPRESSION_THRESHOLD_BYTES,
@@ -200,8 +202,10 @@ export class EdgePolicies implements OnModuleInit, OnModuleDestroy {
         return true;
       }
     }
-    if (this.compress && req.headers['accept-encoding'] !== undefined)
+    // A proxied response is considered for compression when its head arrives (onUpstreamHeaders).
+    if (route === undefined && this.compress && req.headers['accept-encoding'] !== undefined) {
       this.compress(req, res, noop);
+    }
     return false;
   }
 
@@ -213,6 +217,22 @@ export class EdgePolicies implements OnModuleInit, OnModuleDestroy {
     const vary = res.getHeader('vary');
     if (vary !== undefined && headers.vary !== undefined)
       headers.vary = `${headers.vary}, ${String(vary)}`;
+    this.compressUpstream(headers, res);
+  }
+
+  /**
+   * Puts compression on a proxied response only when its head allows it: a body the upstream
+   * encoded, or one known to be under the threshold, never meets the compression middleware.
+   * Installing it on every response cost more than the proxying itself: its per-response
+   * closures outlived young-generation collections, and scavenges grew from under 1 ms to
+   * 15–20 ms, a p99 of tens of milliseconds at 1,000 req/s (measured; see the README).
+   */
+  private compressUpstream(headers: IncomingHttpHeaders, res: ServerResponse): void {
+    if (!this.compress || res.req.headers['accept-encoding'] === undefined) return;
+    if (headers['content-encoding'] !== undefined) return;
+    const length = headers['content-length'];
+    if (length !== undefined && Number(length) < this.compressionThreshold) return;
+    this.compress(res.req, res, noop);
   }
 
   async onModuleDestroy(): Promise<void> {
