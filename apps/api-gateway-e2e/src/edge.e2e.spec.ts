@@ -223,6 +223,13 @@ describe('edge policies', () => {
         },
       );
       expect(noTransform.headers['content-encoding']).toBeUndefined();
+
+      // Arbitrary binary (archives, images): compressing it would only cost CPU.
+      const binary = await httpRequest(`${open.url}/api/auth/download?bytes=65536`, {
+        headers: { 'accept-encoding': 'gzip, br' },
+      });
+      expect(binary.headers['content-encoding']).toBeUndefined();
+      expect(binary.body.length).toBe(65536);
     });
 
     it('streams a compressed download without buffering it whole', async () => {

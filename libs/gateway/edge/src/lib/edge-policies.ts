@@ -22,7 +22,9 @@ type Middleware = (req: IncomingMessage, res: ServerResponse, next: () => void) 
 
 const noop = (): void => undefined;
 const REDIS_CONNECT_WAIT_MS = 1000;
-const EVENT_STREAM = /^text\/event-stream/i;
+// mime-db counts application/octet-stream as compressible, but it is what archives, images and
+// other already-compressed binaries travel as: compressing it costs CPU for nothing.
+const NEVER_COMPRESSED = /^(?:text\/event-stream|application\/octet-stream)/i;
 
 /** Response headers the gateway owns: an upstream's copies are dropped so clients see one. */
 function isGatewayOwned(name: string): boolean {
@@ -71,7 +73,7 @@ export class EdgePolicies implements OnModuleInit, OnModuleDestroy {
           threshold: config.COMPRESSION_THRESHOLD_BYTES,
           // Events must reach the client as written, and zlib would hold them back (nest#5762).
           filter: (req, res) =>
-            !EVENT_STREAM.test(String(res.getHeader('content-type') ?? '')) &&
+            !NEVER_COMPRESSED.test(String(res.getHeader('content-type') ?? '')) &&
             compression.filter(req, res),
           // Quality 4 of 11: near gzip's speed for dynamic responses, still smaller.
           brotli: { params: { [zlib.BROTLI_PARAM_QUALITY]: 4 } },
