@@ -116,7 +116,8 @@ describe('upstream failures', () => {
     const results = await Promise.all(
       Array.from({ length: 20 }, () => httpRequest(`${gateway.url}/api/auth/x`)),
     );
-    expect(results.map((r) => r.status)).toEqual(Array(20).fill(502));
+    // 502 while the dead instance is tried; 503 at once once the detector has ejected it.
+    for (const r of results) expect([502, 503]).toContain(r.status);
     expect(Date.now() - started).toBeLessThan(1000);
     expect((await httpRequest(`${gateway.url}/heartbeat`)).status).toBe(200);
     expect(gateway.child.exitCode).toBeNull();
