@@ -14,6 +14,9 @@ error_log ${dir}/error.log warn;
 events { worker_connections 1024; }
 http {
   access_log off;
+  # nginx closes a client connection after 1,000 requests by default; autocannon, which has its
+  # next request on the way, would see that as ECONNRESET: a harness artefact, not a lost request.
+  keepalive_requests 10000000;
   client_body_temp_path ${dir}/client-body;
   proxy_temp_path ${dir}/proxy;
   fastcgi_temp_path ${dir}/fastcgi;
