@@ -24,7 +24,12 @@ describe('GATEWAY_WORKERS (node:cluster)', () => {
   });
 
   it('serves from two workers on one port, replaces a killed worker without losing other requests, and drains on SIGTERM', async () => {
-    const gateway = await startGateway({ AUTH_SERVICE_URL: stub.url, GATEWAY_WORKERS: '2' });
+    const gateway = await startGateway({
+      AUTH_SERVICE_URL: stub.url,
+      GATEWAY_WORKERS: '2',
+      // A connection the killed worker had taken must not hold the final drain for 30 s.
+      SHUTDOWN_TIMEOUT_MS: '3000',
+    });
     for (let i = 0; i < 50 && (gateway.output().match(/listening on/g) ?? []).length < 2; i++)
       await sleep(100);
     expect(gateway.output().match(/listening on/g)).toHaveLength(2);
@@ -67,5 +72,5 @@ describe('GATEWAY_WORKERS (node:cluster)', () => {
     const [code] = await exited;
     expect(code).toBe(0);
     expect(gateway.output()).toContain('every worker has drained, exiting');
-  });
+  }, 60_000);
 });

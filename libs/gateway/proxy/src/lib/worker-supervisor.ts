@@ -28,6 +28,10 @@ export function superviseWorkers(config: GatewayConfig, logger: Logger): void {
   const fork = (): Worker => cluster.fork();
 
   cluster.on('online', (worker) => logger.info({ worker: worker.process.pid }, 'worker started'));
+  // A worker still starting when the drain began could not hear it: tell it again once it listens.
+  cluster.on('listening', (worker) => {
+    if (stopping) worker.send(DRAIN_MESSAGE);
+  });
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) {
       if (Object.keys(cluster.workers ?? {}).length === 0) {
