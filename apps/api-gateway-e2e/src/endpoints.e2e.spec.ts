@@ -1,51 +1,34 @@
-import {
-  type GatewayProcess,
-  httpRequest,
-  startGateway,
-  type StubUpstream,
-} from '@helix/shared-testing';
-import { closedPort, SERVICE_NAMES, type ServiceName, startPlatformStubs, UUID } from './support';
+import { httpRequest } from '@helix/shared-testing';
+import { closedPort, SERVICE_NAMES, UUID, usePlatform } from './support';
 
 describe('gateway endpoints', () => {
-  let stubs: Record<ServiceName, StubUpstream>;
-  let closeStubs: () => Promise<void>;
-  let gateway: GatewayProcess;
-
-  beforeAll(async () => {
-    const platform = await startPlatformStubs();
-    stubs = platform.stubs;
-    closeStubs = platform.close;
-    gateway = await startGateway({
-      ...platform.env,
-      VERA_SERVICE_URL: `http://127.0.0.1:${await closedPort()}`,
-      HEALTH_CHECK_INTERVAL_MS: '200',
-    });
-  });
-
-  afterAll(async () => {
-    await gateway?.stop();
-    await closeStubs?.();
-  });
+  const platform = usePlatform(async () => ({
+    VERA_SERVICE_URL: `http://127.0.0.1:${await closedPort()}`,
+    HEALTH_CHECK_INTERVAL_MS: '200',
+  }));
 
   it('runs on Node 24, the jest runner too', async () => {
     process.stdout.write(`e2e runner on Node ${process.version}\n`);
     expect(process.version).toMatch(/^v24\./);
-    const info = (await httpRequest(`${gateway.url}/info`)).json();
+    const info = (await httpRequest(`${platform.gateway.url}/info`)).json();
     expect(info.node).toMatch(/^v24\./);
   });
 
   it('answers /heartbeat without touching an upstream', async () => {
-    const before = SERVICE_NAMES.map((n) => stubs[n].requests.length);
-    const res = await httpRequest(`${gateway.url}/heartbeat`);
+    const before = SERVICE_NAMES.map((n) => platform.stubs[n].requests.length);
+    const res = await httpRequest(`${platform.gateway.url}/heartbeat`);
     expect(res.status).toBe(200);
     expect(res.json()).toEqual({ status: 'ok' });
     expect(res.headers['x-request-id']).toMatch(UUID);
     expect(res.headers['x-powered-by']).toBeUndefined();
     expect(
-      SERVICE_NAMES.map((n) => stubs[n].requests.filter((r) => r.url !== '/health').length),
+      SERVICE_NAMES.map(
+        (n) => platform.stubs[n].requests.filter((r) => r.url !== '/health').length,
+      ),
     ).toEqual(
       before.map(
-        (_, i) => stubs[SERVICE_NAMES[i]].requests.filter((r) => r.url !== '/health').length,
+        (_, i) =>
+          platform.stubs[SERVICE_NAMES[i]].requests.filter((r) => r.url !== '/health').length,
       ),
     );
   });
@@ -53,7 +36,7 @@ describe('gateway endpoints', () => {
   it('reports every service from the background checker in /health', async () => {
     let body: Record<string, unknown> = {};
     for (let i = 0; i < 50; i++) {
-      body = (await httpRequest(`${gateway.url}/health`)).json();
+      body = (await httpRequest(`${platform.gateway.url}/health`)).json();
       if (!Object.values(body.services as object).includes('unknown')) break;
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -80,12 +63,14 @@ describe('gateway endpoints', () => {
 
   it('answers /health at once, whatever the upstreams do', async () => {
     const started = Date.now();
-    await Promise.all(Array.from({ length: 20 }, () => httpRequest(`${gateway.url}/health`)));
+    await Promise.all(
+      Array.from({ length: 20 }, () => httpRequest(`${platform.gateway.url}/health`)),
+    );
     expect(Date.now() - started).toBeLessThan(1000);
   });
 
   it('shows the route table in /info, and no upstream URL', async () => {
-    const res = await httpRequest(`${gateway.url}/info`);
+    const res = await httpRequest(`${platform.gateway.url}/info`);
     const info = res.json();
     expect(info).toEqual({
       name: '@helix/api-gateway',
@@ -103,16 +88,16 @@ describe('gateway endpoints', () => {
       ],
     });
     const text = res.body.toString();
-    for (const name of SERVICE_NAMES) expect(text).not.toContain(String(stubs[name].port));
+    for (const name of SERVICE_NAMES) expect(text).not.toContain(String(platform.stubs[name].port));
     expect(text).not.toMatch(/http:|127\.0\.0\.1/);
   });
 
   it("passes a service's own /health status and body through", async () => {
-    const res = await httpRequest(`${gateway.url}/health/kira`);
+    const res = await httpRequest(`${platform.gateway.url}/health/kira`);
     expect(res.status).toBe(200);
     expect(res.json()).toEqual({ status: 'ok', service: 'kira' });
     expect(res.headers['x-request-id']).toMatch(UUID);
-    const seen = await stubs.kira.waitFor(
+    const seen = await platform.stubs.kira.waitFor(
       (r) => r.headers['x-request-id'] === res.headers['x-request-id'],
     );
     expect(seen.url).toBe('/health');

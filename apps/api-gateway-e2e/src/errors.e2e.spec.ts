@@ -1,32 +1,11 @@
-import {
-  type GatewayProcess,
-  httpRequest,
-  startGateway,
-  type StubUpstream,
-} from '@helix/shared-testing';
-import { closedPort, type ServiceName, startPlatformStubs } from './support';
+import { httpRequest } from '@helix/shared-testing';
+import { closedPort, usePlatform } from './support';
 
 describe('upstream failures', () => {
-  let stubs: Record<ServiceName, StubUpstream>;
-  let closeStubs: () => Promise<void>;
-  let gateway: GatewayProcess;
   let deadPort: number;
-
-  beforeAll(async () => {
-    const platform = await startPlatformStubs();
-    stubs = platform.stubs;
-    closeStubs = platform.close;
+  const platform = usePlatform(async () => {
     deadPort = await closedPort();
-    gateway = await startGateway({
-      ...platform.env,
-      AUTH_SERVICE_URL: `http://127.0.0.1:${deadPort}`,
-      PROXY_TIMEOUT_MS: '600',
-    });
-  });
-
-  afterAll(async () => {
-    await gateway?.stop();
-    await closeStubs?.();
+    return { AUTH_SERVICE_URL: `http://127.0.0.1:${deadPort}`, PROXY_TIMEOUT_MS: '600' };
   });
 
   function expectError(
@@ -48,13 +27,16 @@ describe('upstream failures', () => {
   }
 
   it('answers 502 when the upstream refuses the connection', async () => {
-    const res = await httpRequest(`${gateway.url}/api/auth/login`, { method: 'POST', body: 'x' });
+    const res = await httpRequest(`${platform.gateway.url}/api/auth/login`, {
+      method: 'POST',
+      body: 'x',
+    });
     expectError(res, 502, 'Bad Gateway', 'The upstream service refused the connection');
     expect(res.body.toString()).not.toContain(String(deadPort));
   });
 
   it('answers 502 when the upstream resets before responding', async () => {
-    const res = await httpRequest(`${gateway.url}/api/tenants/reset`);
+    const res = await httpRequest(`${platform.gateway.url}/api/tenants/reset`);
     expectError(
       res,
       502,
@@ -65,10 +47,10 @@ describe('upstream failures', () => {
 
   it('answers 504 after PROXY_TIMEOUT_MS and aborts the upstream request', async () => {
     const aborted = new Promise((resolve) =>
-      stubs.admin.events.once('aborted', (r: { url: string }) => resolve(r.url)),
+      platform.stubs.admin.events.once('aborted', (r: { url: string }) => resolve(r.url)),
     );
     const started = Date.now();
-    const res = await httpRequest(`${gateway.url}/api/users/hang`);
+    const res = await httpRequest(`${platform.gateway.url}/api/users/hang`);
     const elapsed = Date.now() - started;
     expectError(res, 504, 'Gateway Timeout', 'The upstream service did not respond in time');
     expect(elapsed).toBeGreaterThanOrEqual(550);
@@ -76,20 +58,20 @@ describe('upstream failures', () => {
   });
 
   it('does not time out a response that started in time but streams for longer', async () => {
-    const res = await httpRequest(`${gateway.url}/api/kira/sse?count=4&intervalMs=300`);
+    const res = await httpRequest(`${platform.gateway.url}/api/kira/sse?count=4&intervalMs=300`);
     expect(res.status).toBe(200);
     expect(res.body.toString().match(/\n\n/g)).toHaveLength(4);
   });
 
   it('cuts the client connection when the upstream resets mid-body, so the truncation shows', async () => {
-    await expect(httpRequest(`${gateway.url}/api/files/reset-after-headers`)).rejects.toThrow(
-      /aborted|socket hang up|ECONNRESET/,
-    );
+    await expect(
+      httpRequest(`${platform.gateway.url}/api/files/reset-after-headers`),
+    ).rejects.toThrow(/aborted|socket hang up|ECONNRESET/);
   });
 
   it('answers 404 with the JSON body for a path no route takes', async () => {
     expectError(
-      await httpRequest(`${gateway.url}/nothing/here?x=<script>`),
+      await httpRequest(`${platform.gateway.url}/nothing/here?x=<script>`),
       404,
       'Not Found',
       'No route matches this path',
@@ -97,7 +79,7 @@ describe('upstream failures', () => {
   });
 
   it('answers 503 down for the health of an unreachable service, and 404 for an unknown one', async () => {
-    const down = await httpRequest(`${gateway.url}/health/auth`);
+    const down = await httpRequest(`${platform.gateway.url}/health/auth`);
     expect(down.status).toBe(503);
     expect(down.json()).toEqual({
       statusCode: 503,
@@ -107,19 +89,19 @@ describe('upstream failures', () => {
       status: 'down',
       service: 'auth',
     });
-    const unknown = await httpRequest(`${gateway.url}/health/payments`);
+    const unknown = await httpRequest(`${platform.gateway.url}/health/payments`);
     expectError(unknown, 404, 'Not Found', 'No route matches this path');
   });
 
   it('keeps serving after every failure above, with 20 concurrent failures answered fast', async () => {
     const started = Date.now();
     const results = await Promise.all(
-      Array.from({ length: 20 }, () => httpRequest(`${gateway.url}/api/auth/x`)),
+      Array.from({ length: 20 }, () => httpRequest(`${platform.gateway.url}/api/auth/x`)),
     );
     // 502 while the dead instance is tried; 503 at once once the detector has ejected it.
     for (const r of results) expect([502, 503]).toContain(r.status);
     expect(Date.now() - started).toBeLessThan(1000);
-    expect((await httpRequest(`${gateway.url}/heartbeat`)).status).toBe(200);
-    expect(gateway.child.exitCode).toBeNull();
+    expect((await httpRequest(`${platform.gateway.url}/heartbeat`)).status).toBe(200);
+    expect(platform.gateway.child.exitCode).toBeNull();
   });
 });

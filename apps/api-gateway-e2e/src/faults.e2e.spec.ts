@@ -1,14 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { type IncomingMessage, request } from 'node:http';
-import {
-  type GatewayProcess,
-  httpRequest,
-  type RecordedRequest,
-  startGateway,
-  type StubUpstream,
-} from '@helix/shared-testing';
+import { httpRequest, type RecordedRequest, type StubUpstream } from '@helix/shared-testing';
 import { sleep } from './raw-connection';
-import { type ServiceName, startPlatformStubs } from './support';
+import { usePlatform } from './support';
 
 /** Resident set size of a process, in bytes, from /proc (Linux). */
 function rssOf(pid: number): number {
@@ -42,37 +36,23 @@ function openResponse(url: string): Promise<{ res: IncomingMessage; destroy: () 
 }
 
 describe('client and upstream faults', () => {
-  let stubs: Record<ServiceName, StubUpstream>;
-  let closeStubs: () => Promise<void>;
-  let gateway: GatewayProcess;
-
-  beforeAll(async () => {
-    const platform = await startPlatformStubs();
-    stubs = platform.stubs;
-    closeStubs = platform.close;
-    gateway = await startGateway(platform.env);
-  });
-
-  afterAll(async () => {
-    await gateway?.stop();
-    await closeStubs?.();
-  });
+  const platform = usePlatform();
 
   async function expectStillServing() {
-    const heartbeat = await httpRequest(`${gateway.url}/heartbeat`);
+    const heartbeat = await httpRequest(`${platform.gateway.url}/heartbeat`);
     expect(heartbeat.status).toBe(200);
-    const echo = await httpRequest(`${gateway.url}/api/tenants/still-serving`, {
+    const echo = await httpRequest(`${platform.gateway.url}/api/tenants/still-serving`, {
       method: 'POST',
       body: 'ok',
     });
     expect(echo.status).toBe(200);
     expect(echo.json()).toMatchObject({ url: '/api/tenants/still-serving', bodySize: 2 });
-    expect(gateway.child.exitCode).toBeNull();
+    expect(platform.gateway.child.exitCode).toBeNull();
   }
 
   it('aborts the upstream request within 1 s when a client abandons an upload mid-stream', async () => {
-    const aborted = nextAbortOn(stubs.file, '/api/files/abandoned-upload');
-    const req = request(`${gateway.url}/api/files/abandoned-upload`, {
+    const aborted = nextAbortOn(platform.stubs.file, '/api/files/abandoned-upload');
+    const req = request(`${platform.gateway.url}/api/files/abandoned-upload`, {
       method: 'POST',
       headers: { 'content-type': 'application/octet-stream' },
       agent: false,
@@ -95,9 +75,9 @@ describe('client and upstream faults', () => {
   });
 
   it('aborts the upstream event stream within 1 s when a client stops reading SSE', async () => {
-    const aborted = nextAbortOn(stubs.kira, '/api/kira/sse');
+    const aborted = nextAbortOn(platform.stubs.kira, '/api/kira/sse');
     const { res, destroy } = await openResponse(
-      `${gateway.url}/api/kira/sse?count=1000&intervalMs=50`,
+      `${platform.gateway.url}/api/kira/sse?count=1000&intervalMs=50`,
     );
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toBe('text/event-stream');
@@ -114,11 +94,11 @@ describe('client and upstream faults', () => {
   });
 
   it('holds memory flat for a slow reader of a 2 GiB download (backpressure, no buffering)', async () => {
-    const pid = gateway.child.pid as number;
+    const pid = platform.gateway.child.pid as number;
     const baseline = rssOf(pid);
-    const aborted = nextAbortOn(stubs.file, '/api/files/download');
+    const aborted = nextAbortOn(platform.stubs.file, '/api/files/download');
     const { res, destroy } = await openResponse(
-      `${gateway.url}/api/files/download?bytes=2147483648`,
+      `${platform.gateway.url}/api/files/download?bytes=2147483648`,
     );
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-length']).toBe('2147483648');
@@ -162,12 +142,12 @@ describe('client and upstream faults', () => {
     for (let i = 0; i < 20; i += 1) {
       // A rejection, never a short 200 that looks complete.
       await expect(
-        httpRequest(`${gateway.url}/api/files/reset-after-headers?i=${i}`),
+        httpRequest(`${platform.gateway.url}/api/files/reset-after-headers?i=${i}`),
       ).rejects.toThrow(/aborted|socket hang up|ECONNRESET/);
     }
     const concurrent = await Promise.allSettled(
       Array.from({ length: 20 }, (_, i) =>
-        httpRequest(`${gateway.url}/api/files/reset-after-headers?c=${i}`),
+        httpRequest(`${platform.gateway.url}/api/files/reset-after-headers?c=${i}`),
       ),
     );
     expect(concurrent.map((o) => o.status)).toEqual(Array(20).fill('rejected'));

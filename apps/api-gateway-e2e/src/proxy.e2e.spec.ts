@@ -2,45 +2,25 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Agent, request } from 'node:http';
 import { Readable } from 'node:stream';
 import { KNOWN_SERVICES } from '@helix/gateway-config';
-import {
-  type GatewayProcess,
-  httpRequest,
-  patternSha256,
-  startGateway,
-  type StubUpstream,
-} from '@helix/shared-testing';
-import { SERVICE_NAMES, type ServiceName, startPlatformStubs, UUID } from './support';
+import { httpRequest, patternSha256 } from '@helix/shared-testing';
+import { SERVICE_NAMES, UUID, usePlatform } from './support';
 
 describe('proxied routes', () => {
-  let stubs: Record<ServiceName, StubUpstream>;
-  let closeStubs: () => Promise<void>;
-  let gateway: GatewayProcess;
-
-  beforeAll(async () => {
-    const platform = await startPlatformStubs();
-    stubs = platform.stubs;
-    closeStubs = platform.close;
-    gateway = await startGateway(platform.env);
-  });
-
-  afterAll(async () => {
-    await gateway?.stop();
-    await closeStubs?.();
-  });
+  const platform = usePlatform();
 
   it.each(SERVICE_NAMES)('routes the %s prefix with path and query byte for byte', async (name) => {
     const url = `${KNOWN_SERVICES[name].prefix}/a/b%20c/~d?x=1&y=%2F&z=a+b&empty=&flag`;
-    const res = await httpRequest(gateway.url + url);
+    const res = await httpRequest(platform.gateway.url + url);
     expect(res.status).toBe(200);
     expect(res.json()).toMatchObject({ service: name, method: 'GET', url });
   });
 
   it('routes the bare prefix and a trailing slash', async () => {
-    expect((await httpRequest(`${gateway.url}/api/users`)).json()).toMatchObject({
+    expect((await httpRequest(`${platform.gateway.url}/api/users`)).json()).toMatchObject({
       service: 'admin',
       url: '/api/users',
     });
-    expect((await httpRequest(`${gateway.url}/api/users/`)).json()).toMatchObject({
+    expect((await httpRequest(`${platform.gateway.url}/api/users/`)).json()).toMatchObject({
       service: 'admin',
       url: '/api/users/',
     });
@@ -50,7 +30,7 @@ describe('proxied routes', () => {
     'proxies %s with its body',
     async (method) => {
       const body = method === 'GET' || method === 'OPTIONS' ? undefined : `payload of ${method}`;
-      const res = await httpRequest(`${gateway.url}/api/tenants/t1`, {
+      const res = await httpRequest(`${platform.gateway.url}/api/tenants/t1`, {
         method,
         body,
         headers: body ? { 'content-type': 'text/plain' } : {},
@@ -69,16 +49,18 @@ describe('proxied routes', () => {
   );
 
   it('proxies HEAD with the headers and no body', async () => {
-    const res = await httpRequest(`${gateway.url}/api/tenants/head-check`, { method: 'HEAD' });
+    const res = await httpRequest(`${platform.gateway.url}/api/tenants/head-check`, {
+      method: 'HEAD',
+    });
     expect(res.status).toBe(200);
     expect(res.body.length).toBe(0);
     expect(res.headers['content-type']).toMatch(/application\/json/);
-    const seen = await stubs.tenant.waitFor((r) => r.url === '/api/tenants/head-check');
+    const seen = await platform.stubs.tenant.waitFor((r) => r.url === '/api/tenants/head-check');
     expect(seen.method).toBe('HEAD');
   });
 
   it('matches prefixes on a segment boundary', async () => {
-    const res = await httpRequest(`${gateway.url}/api/authx/login`);
+    const res = await httpRequest(`${platform.gateway.url}/api/authx/login`);
     expect(res.status).toBe(404);
     expect(res.json()).toEqual({
       statusCode: 404,
@@ -86,11 +68,11 @@ describe('proxied routes', () => {
       message: 'No route matches this path',
       requestId: res.headers['x-request-id'],
     });
-    expect(stubs.auth.requests.some((r) => r.url.startsWith('/api/authx'))).toBe(false);
+    expect(platform.stubs.auth.requests.some((r) => r.url.startsWith('/api/authx'))).toBe(false);
   });
 
   it('sends the forwarding headers and the request id upstream', async () => {
-    const res = await httpRequest(`${gateway.url}/api/auth/who`, {
+    const res = await httpRequest(`${platform.gateway.url}/api/auth/who`, {
       headers: {
         host: 'public.example.com',
         'x-forwarded-for': '198.51.100.9',
@@ -103,7 +85,7 @@ describe('proxied routes', () => {
     const { headers } = res.json<{ headers: Record<string, string> }>();
     expect(res.headers['x-request-id']).toBe('client-id-42');
     expect(headers).toMatchObject({
-      host: new URL(stubs.auth.url).host,
+      host: new URL(platform.stubs.auth.url).host,
       'x-forwarded-for': '198.51.100.9, 127.0.0.1',
       'x-forwarded-proto': 'http',
       'x-forwarded-host': 'public.example.com',
@@ -114,7 +96,7 @@ describe('proxied routes', () => {
   });
 
   it('gives a request without a sane id a new UUID, echoed and forwarded', async () => {
-    const res = await httpRequest(`${gateway.url}/api/auth/id`, {
+    const res = await httpRequest(`${platform.gateway.url}/api/auth/id`, {
       headers: { 'x-request-id': 'bad id!' },
     });
     expect(res.headers['x-request-id']).toMatch(UUID);
@@ -125,7 +107,7 @@ describe('proxied routes', () => {
 
   it('drops hop-by-hop headers in both directions, including those named in Connection', async () => {
     const res = await httpRequest(
-      `${gateway.url}/api/auth/hop?header=connection:x-upstream-secret&header=x-upstream-secret:1&header=keep-alive:timeout%3D99&header=x-kept:yes`,
+      `${platform.gateway.url}/api/auth/hop?header=connection:x-upstream-secret&header=x-upstream-secret:1&header=keep-alive:timeout%3D99&header=x-kept:yes`,
       {
         headers: {
           connection: 'keep-alive, x-client-secret',
@@ -148,7 +130,7 @@ describe('proxied routes', () => {
 
   it('streams a 10 MiB upload byte for byte', async () => {
     const body = randomBytes(10 * 1024 * 1024);
-    const res = await httpRequest(`${gateway.url}/api/files/upload`, {
+    const res = await httpRequest(`${platform.gateway.url}/api/files/upload`, {
       method: 'POST',
       body,
       headers: {
@@ -164,7 +146,7 @@ describe('proxied routes', () => {
 
   it('streams a chunked 10 MiB upload byte for byte', async () => {
     const chunks = Array.from({ length: 160 }, () => randomBytes(64 * 1024));
-    const res = await httpRequest(`${gateway.url}/api/files/upload`, {
+    const res = await httpRequest(`${platform.gateway.url}/api/files/upload`, {
       method: 'PUT',
       body: Readable.from(chunks),
     });
@@ -175,7 +157,7 @@ describe('proxied routes', () => {
 
   it('streams a 10 MiB download byte for byte', async () => {
     const bytes = 10 * 1024 * 1024;
-    const res = await httpRequest(`${gateway.url}/api/files/download?bytes=${bytes}`);
+    const res = await httpRequest(`${platform.gateway.url}/api/files/download?bytes=${bytes}`);
     expect(res.status).toBe(200);
     expect(res.headers['content-length']).toBe(String(bytes));
     expect(res.body.length).toBe(bytes);
@@ -186,7 +168,7 @@ describe('proxied routes', () => {
     const arrivals: number[] = [];
     const started = Date.now();
     const text = await new Promise<string>((resolve, reject) => {
-      request(`${gateway.url}/api/kira/sse?count=3&intervalMs=400`, (res) => {
+      request(`${platform.gateway.url}/api/kira/sse?count=3&intervalMs=400`, (res) => {
         expect(res.headers['content-type']).toMatch(/^text\/event-stream/);
         let all = '';
         res.setEncoding('utf8');
@@ -209,28 +191,28 @@ describe('proxied routes', () => {
   });
 
   it('reuses upstream connections (keep-alive)', async () => {
-    const before = stubs.vera.connections;
+    const before = platform.stubs.vera.connections;
     const agent = new Agent({ keepAlive: true, maxSockets: 10 });
     await Promise.all(
       Array.from({ length: 200 }, (_, i) =>
-        httpRequest(`${gateway.url}/api/vera/k${i}`, { agent }),
+        httpRequest(`${platform.gateway.url}/api/vera/k${i}`, { agent }),
       ),
     );
     agent.destroy();
-    const opened = stubs.vera.connections - before;
+    const opened = platform.stubs.vera.connections - before;
     expect(opened).toBeGreaterThan(0);
     expect(opened).toBeLessThanOrEqual(20);
   });
 
   it('aborts the upstream request when the client disconnects', async () => {
     const aborted = new Promise((resolve) =>
-      stubs.cleverscreen.events.once('aborted', (r: { url: string }) => resolve(r.url)),
+      platform.stubs.cleverscreen.events.once('aborted', (r: { url: string }) => resolve(r.url)),
     );
     const controller = new AbortController();
-    const pending = httpRequest(`${gateway.url}/api/cleverscreen/hang`, {
+    const pending = httpRequest(`${platform.gateway.url}/api/cleverscreen/hang`, {
       signal: controller.signal,
     });
-    await stubs.cleverscreen.waitFor((r) => r.url === '/api/cleverscreen/hang');
+    await platform.stubs.cleverscreen.waitFor((r) => r.url === '/api/cleverscreen/hang');
     controller.abort();
     await expect(pending).rejects.toThrow();
     await expect(aborted).resolves.toBe('/api/cleverscreen/hang');

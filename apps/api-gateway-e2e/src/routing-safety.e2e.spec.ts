@@ -1,12 +1,6 @@
 import { KNOWN_SERVICES } from '@helix/gateway-config';
-import {
-  type GatewayProcess,
-  rawExchange,
-  startGateway,
-  startStubUpstream,
-  type StubUpstream,
-} from '@helix/shared-testing';
-import { type ServiceName, startPlatformStubs } from './support';
+import { rawExchange, startStubUpstream, type StubUpstream } from '@helix/shared-testing';
+import { type ServiceName, usePlatform } from './support';
 
 interface RawReply {
   status: number;
@@ -70,27 +64,21 @@ const HOSTILE_PATHS = [
 ];
 
 describe('routing safety (CONTRACT.md "Hard edges")', () => {
-  let closeStubs: () => Promise<void>;
+  const platform = usePlatform();
   let canary: StubUpstream;
-  let gateway: GatewayProcess;
 
   beforeAll(async () => {
-    const platform = await startPlatformStubs();
-    closeStubs = platform.close;
     canary = await startStubUpstream({ name: 'canary' });
-    gateway = await startGateway(platform.env);
   });
 
   afterAll(async () => {
-    await gateway?.stop();
-    await closeStubs?.();
     await canary?.close();
   });
 
   it.each(HOSTILE_PATHS)(
     '%s is refused, or reaches an upstream under the prefix of the route that chose it (attack: path traversal)',
     async (path) => {
-      const reply = await get(gateway.port, path);
+      const reply = await get(platform.gateway.port, path);
       expect([200, 400, 404]).toContain(reply.status);
       if (reply.status !== 200) {
         const error = JSON.parse(reply.body);
@@ -121,22 +109,26 @@ describe('routing safety (CONTRACT.md "Hard edges")', () => {
       '/api/auth/..;/users/admin',
       '//api/users/admin',
     ]) {
-      expect((await get(gateway.port, path)).status).toBe(400);
+      expect((await get(platform.gateway.port, path)).status).toBe(400);
     }
   });
 
   it('routes resolved dot segments by the resolved path, and tells the upstream that path', async () => {
-    const reply = await get(gateway.port, '/api/auth/../users/me?x=1');
+    const reply = await get(platform.gateway.port, '/api/auth/../users/me?x=1');
     expect(reply.status).toBe(200);
     expect(JSON.parse(reply.body)).toMatchObject({ service: 'admin', url: '/api/users/me?x=1' });
   });
 
   it('never lets an absolute-form target reach another host (attack: open proxy)', async () => {
     const host = `127.0.0.1:${canary.port}`;
-    const routed = await get(gateway.port, `http://${host}/api/auth/abs?x=1`, `Host: ${host}\r\n`);
+    const routed = await get(
+      platform.gateway.port,
+      `http://${host}/api/auth/abs?x=1`,
+      `Host: ${host}\r\n`,
+    );
     expect(routed.status).toBe(200);
     expect(JSON.parse(routed.body)).toMatchObject({ service: 'auth', url: '/api/auth/abs?x=1' });
-    const unrouted = await get(gateway.port, `http://${host}/`, `Host: ${host}\r\n`);
+    const unrouted = await get(platform.gateway.port, `http://${host}/`, `Host: ${host}\r\n`);
     expect(unrouted.status).toBe(404);
     expect(canary.connections).toBe(0);
   });
@@ -144,7 +136,7 @@ describe('routing safety (CONTRACT.md "Hard edges")', () => {
   it('refuses CONNECT, and opens no tunnel (attack: CONNECT tunnelling)', async () => {
     const host = `127.0.0.1:${canary.port}`;
     const reply = await rawExchange(
-      gateway.port,
+      platform.gateway.port,
       `CONNECT ${host} HTTP/1.1\r\nHost: ${host}\r\n\r\n`,
     );
     expect(reply).toMatch(/^HTTP\/1\.1 405 Method Not Allowed\r\n/);
@@ -158,7 +150,7 @@ describe('routing safety (CONTRACT.md "Hard edges")', () => {
   it('does not let Host or X-Forwarded-Host choose the upstream (attack: host header routing)', async () => {
     const host = `127.0.0.1:${canary.port}`;
     const reply = await get(
-      gateway.port,
+      platform.gateway.port,
       '/api/kira/x',
       `Host: ${host}\r\nX-Forwarded-Host: ${host}\r\n`,
     );
@@ -167,13 +159,15 @@ describe('routing safety (CONTRACT.md "Hard edges")', () => {
   });
 
   it('never echoes raw input in an error body (attack: reflected injection)', async () => {
-    const reply = await get(gateway.port, '/<script>alert(1)</script>?q=<img src=x>');
+    const reply = await get(platform.gateway.port, '/<script>alert(1)</script>?q=<img src=x>');
     expect([400, 404]).toContain(reply.status);
     expect(reply.body).not.toMatch(/<script>|<img|alert/);
   });
 
   it('refuses an HTTP/1.1 request without Host with a JSON 400', async () => {
-    const reply = parseReply(await rawExchange(gateway.port, 'GET /api/auth/x HTTP/1.1\r\n\r\n'));
+    const reply = parseReply(
+      await rawExchange(platform.gateway.port, 'GET /api/auth/x HTTP/1.1\r\n\r\n'),
+    );
     expect(reply.status).toBe(400);
     expect(JSON.parse(reply.body)).toMatchObject({
       statusCode: 400,

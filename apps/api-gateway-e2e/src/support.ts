@@ -1,6 +1,11 @@
 import { createServer } from 'node:net';
 import { KNOWN_SERVICES } from '@helix/gateway-config';
-import { startStubUpstream, type StubUpstream } from '@helix/shared-testing';
+import {
+  type GatewayProcess,
+  startGateway,
+  startStubUpstream,
+  type StubUpstream,
+} from '@helix/shared-testing';
 
 export type ServiceName = keyof typeof KNOWN_SERVICES;
 export const SERVICE_NAMES = Object.keys(KNOWN_SERVICES) as ServiceName[];
@@ -32,3 +37,31 @@ export async function closedPort(): Promise<number> {
 }
 
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+/** The seven stub services and a built gateway pointed at them, for one suite. */
+export interface Platform {
+  readonly stubs: Record<ServiceName, StubUpstream>;
+  readonly gateway: GatewayProcess;
+}
+
+/**
+ * Starts the platform stubs and the gateway before the suite's tests and stops both after them.
+ * `env` may add or override gateway variables; it runs inside beforeAll, so it may start things.
+ */
+export function usePlatform(
+  env: () => Record<string, string> | Promise<Record<string, string>> = () => ({}),
+): Platform {
+  const platform = {} as { stubs: Record<ServiceName, StubUpstream>; gateway: GatewayProcess };
+  let closeStubs: (() => Promise<void>) | undefined;
+  beforeAll(async () => {
+    const started = await startPlatformStubs();
+    platform.stubs = started.stubs;
+    closeStubs = started.close;
+    platform.gateway = await startGateway({ ...started.env, ...(await env()) });
+  });
+  afterAll(async () => {
+    await platform.gateway?.stop();
+    await closeStubs?.();
+  });
+  return platform;
+}
