@@ -45,4 +45,8 @@ EXPOSE 3000 9464
 HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.SERVICE_PORT || 3000) + '/heartbeat', { signal: AbortSignal.timeout(2000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # Exec form: node is PID 1 and receives SIGTERM itself, which starts the drain.
-CMD ["node", "dist/apps/api-gateway/main.js"]
+# --max-semi-space-size=8 caps V8's young generation at 3 × 8 MiB. Node 24 otherwise lets it grow
+# to 128 MiB under load, the largest part of the gateway's RSS, for no gain in throughput
+# (measured in the README's Performance section). npm run bench, soak and test:rolling read
+# this line and start the gateway with the same flags.
+CMD ["node", "--max-semi-space-size=8", "dist/apps/api-gateway/main.js"]

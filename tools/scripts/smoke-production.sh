@@ -17,8 +17,13 @@ done
 mkdir -p "$scratch/dist/apps"
 cp -r "$root/dist/apps/api-gateway" "$scratch/dist/apps/"
 
+# The node flags of the image's CMD, read from the Dockerfile as the benchmark reads them.
+read -r -a flags < <("$node" --input-type=module -e "
+  import { gatewayNodeFlags } from '$root/tools/bench/src/production-command.ts';
+  console.log(gatewayNodeFlags('$root').join(' '));")
+
 cd "$scratch"
-SERVICE_PORT=0 HOST=127.0.0.1 NODE_ENV=production "$node" dist/apps/api-gateway/main.js > gateway.log 2>&1 &
+SERVICE_PORT=0 HOST=127.0.0.1 NODE_ENV=production "$node" "${flags[@]}" dist/apps/api-gateway/main.js > gateway.log 2>&1 &
 pid=$!
 for _ in $(seq 1 50); do
   port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' gateway.log | grep -o '[0-9]*$' || true)

@@ -10,6 +10,7 @@ import { download } from './download.ts';
 import { drawLatencyChart } from './latency-chart.ts';
 import { runOpenLoop } from './open-loop.ts';
 import { type BenchOptions, OptionsError, readOptions, USAGE } from './options.ts';
+import { gatewayNodeFlags } from './production-command.ts';
 import { ProcessGroup, reserveFreePort, waitForListeningUrl, waitForOk } from './processes.ts';
 import {
   type BenchResults,
@@ -33,7 +34,8 @@ const SETTLE_MS = 1000;
 
 const DESCRIPTIONS: Record<TargetName, string> = {
   direct: 'the demo auth upstream itself (dist/apps/demo-services, DEMO_SERVICES=auth=0)',
-  gateway: 'the built gateway (dist/apps/api-gateway), NODE_ENV=production, one worker',
+  gateway:
+    "the built gateway (dist/apps/api-gateway) as the image starts it: the Dockerfile CMD's node flags, NODE_ENV=production, one worker",
   'bare-node': 'node:http server + http.request with a keep-alive Agent (bare-node-proxy.ts)',
   fastify: '@fastify/http-proxy with its defaults (fastify-proxy.ts)',
 };
@@ -195,6 +197,7 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
     resolve(ROOT, 'dist/apps/api-gateway/main.js'),
     gatewayEnv,
     resolve(ROOT, 'dist/apps/api-gateway'),
+    gatewayNodeFlags(ROOT),
   );
   const readyMs =
     (await waitForOk(gateway, `${gatewayUrl}/heartbeat`, START_TIMEOUT_MS)) - gateway.spawnedAt;

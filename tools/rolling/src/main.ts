@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon from 'autocannon';
+import { gatewayNodeFlags } from '../../bench/src/production-command.ts';
 import { nginxConfig } from './nginx.ts';
 import {
   type Child,
@@ -151,10 +152,11 @@ async function run(group: ProcessGroup, dir: string, redisServer: string, nginx:
     SHUTDOWN_DELAY_MS: String(SHUTDOWN_DELAY_MS),
     SHUTDOWN_TIMEOUT_MS: '10000',
   };
+  const nodeFlags = gatewayNodeFlags(ROOT);
   // Every gateway process started, restarted ones included, for the report of a failure.
   const instances: Child[] = [];
   const startGateway = async (label: string, port: number): Promise<Child> => {
-    const child = group.spawn(`gateway ${label}`, process.execPath, [GATEWAY], {
+    const child = group.spawn(`gateway ${label}`, process.execPath, [...nodeFlags, GATEWAY], {
       ...environment,
       SERVICE_PORT: String(port),
     });

@@ -14,6 +14,7 @@ import { Agent, type IncomingHttpHeaders, request } from 'node:http';
 import { connect } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gatewayNodeFlags } from '../../bench/src/production-command.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const GATEWAY_MAIN = resolve(ROOT, 'dist/apps/api-gateway/main.js');
@@ -64,9 +65,10 @@ function startProcess(
   env: Record<string, string>,
   ready: RegExp,
   count = 1,
+  nodeFlags: readonly string[] = [],
 ): Promise<Started & { matches: RegExpExecArray[] }> {
   if (!existsSync(main)) throw new Error(`${main} is missing: build it first (npm run soak does)`);
-  const child = spawn(process.execPath, [main], {
+  const child = spawn(process.execPath, [...nodeFlags, main], {
     cwd: ROOT,
     env: { PATH: process.env['PATH'] ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -307,6 +309,8 @@ async function main(): Promise<number> {
       HEALTH_CHECK_INTERVAL_MS: String(HEALTH_CHECK_INTERVAL_MS),
     },
     /listening on http:\/\/[^\s]+:(\d+)/,
+    1,
+    gatewayNodeFlags(ROOT),
   );
   const port = Number(gateway.matches[0][1]);
   const pid = gateway.child.pid as number;
