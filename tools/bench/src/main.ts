@@ -10,8 +10,7 @@ import { download } from './download.ts';
 import { drawLatencyChart } from './latency-chart.ts';
 import { runOpenLoop } from './open-loop.ts';
 import { type BenchOptions, OptionsError, readOptions, USAGE } from './options.ts';
-import { gatewayNodeFlags } from './production-command.ts';
-import { ProcessGroup, reserveFreePort, waitForListeningUrl, waitForOk } from './processes.ts';
+import { ProcessGroup, waitForOk } from './processes.ts';
 import {
   type BenchResults,
   formatReport,
@@ -23,12 +22,18 @@ import {
 import { readRssBytes, sampleMaxRss } from './rss.ts';
 import { runSaturation, type SaturationRun } from './saturation.ts';
 import { mean, nsToMs, percentile, roundMs } from './stats.ts';
+import {
+  gatewayEnvironment,
+  HEADERS,
+  PATH,
+  ROOT,
+  START_TIMEOUT_MS,
+  spawnGateway,
+  startBaseline,
+  startUpstream,
+} from './targets.ts';
 
-const ROOT = resolve(import.meta.dirname, '../../..');
 const RESULTS_DIR = resolve(ROOT, 'bench-results');
-const PATH = '/api/auth/health';
-const HEADERS = { origin: 'http://bench.example', 'accept-encoding': 'gzip, br' };
-const START_TIMEOUT_MS = 15_000;
 const RSS_INTERVAL_MS = 50;
 const SETTLE_MS = 1000;
 
@@ -42,51 +47,6 @@ const DESCRIPTIONS: Record<TargetName, string> = {
 
 function say(line: string): void {
   process.stdout.write(`${line}\n`);
-}
-
-async function startUpstream(group: ProcessGroup): Promise<string> {
-  const upstream = group.spawn(
-    'demo auth upstream',
-    resolve(ROOT, 'dist/apps/demo-services/main.js'),
-    { DEMO_SERVICES: 'auth=0' },
-    ROOT,
-  );
-  return waitForListeningUrl(upstream, START_TIMEOUT_MS);
-}
-
-/**
- * The gateway with every edge feature on and out of the way of the load: CORS for the
- * benchmark's Origin, a rate limit too high to trip, and every service pointed at the one
- * upstream so the background health checks succeed instead of failing DNS look-ups.
- */
-async function gatewayEnvironment(upstreamUrl: string): Promise<Record<string, string>> {
-  const services = ['AUTH', 'TENANT', 'ADMIN', 'FILE', 'KIRA', 'VERA', 'CLEVERSCREEN'];
-  return {
-    NODE_ENV: 'production',
-    // Every edge feature on, the access log and metrics included, unless BENCH_OBSERVABILITY=off.
-    LOG_LEVEL: 'info',
-    ...(process.env['BENCH_OBSERVABILITY'] === 'off'
-      ? { ACCESS_LOG: 'false', METRICS_PORT: '0' }
-      : {}),
-    HOST: '127.0.0.1',
-    SERVICE_PORT: String(await reserveFreePort()),
-    ...(process.env['BENCH_OBSERVABILITY'] === 'off'
-      ? {}
-      : { METRICS_PORT: String(await reserveFreePort()) }),
-    CORS_ORIGIN: HEADERS.origin,
-    RATE_LIMIT_MAX: '100000000',
-    ...Object.fromEntries(services.map((s) => [`${s}_SERVICE_URL`, upstreamUrl])),
-  };
-}
-
-async function startBaseline(group: ProcessGroup, name: string, file: string, upstreamUrl: string) {
-  const baseline = group.spawn(
-    name,
-    resolve(import.meta.dirname, file),
-    { UPSTREAM_URL: upstreamUrl },
-    ROOT,
-  );
-  return waitForListeningUrl(baseline, START_TIMEOUT_MS);
 }
 
 /** A benchmark of 404s or of the wrong upstream would measure nothing: check each target once. */
@@ -192,24 +152,18 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
   const gatewayEnv = await gatewayEnvironment(upstreamUrl);
   const gatewayUrl = `http://127.0.0.1:${gatewayEnv['SERVICE_PORT']}`;
   // Alone, so the ready time is not slowed by the baselines starting beside it.
-  const gateway = group.spawn(
-    'gateway',
-    resolve(ROOT, 'dist/apps/api-gateway/main.js'),
-    gatewayEnv,
-    resolve(ROOT, 'dist/apps/api-gateway'),
-    gatewayNodeFlags(ROOT),
-  );
+  const gateway = spawnGateway(group, gatewayEnv);
   const readyMs =
     (await waitForOk(gateway, `${gatewayUrl}/heartbeat`, START_TIMEOUT_MS)) - gateway.spawnedAt;
-  const [bareUrl, fastifyUrl] = await Promise.all([
+  const [bare, fastify] = await Promise.all([
     startBaseline(group, 'bare node proxy', 'bare-node-proxy.ts', upstreamUrl),
     startBaseline(group, 'fastify proxy', 'fastify-proxy.ts', upstreamUrl),
   ]);
   const bases: Record<TargetName, string> = {
     direct: upstreamUrl,
     gateway: gatewayUrl,
-    'bare-node': bareUrl,
-    fastify: fastifyUrl,
+    'bare-node': bare.url,
+    fastify: fastify.url,
   };
   const urls = Object.fromEntries(TARGETS.map((t) => [t, `${bases[t]}${PATH}`])) as Record<
     TargetName,

@@ -1,0 +1,229 @@
+// `npm run bench:profile`: where the gateway's CPU goes per request, next to the bare Node proxy
+// under the same load. Each runs alone under `node --cpu-prof` at a fixed request rate (below
+// saturation, so the figures do not depend on how the two cores are shared); every sample is
+// charged to the innermost frame outside Node's own code, so a `setHeader` called by the gateway
+// counts as the gateway's and an `http.request` made by httpxy as httpxy's. The profiles are kept
+// in bench-results/profiles/ for Chrome DevTools or speedscope.
+import { once } from 'node:events';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import { ProcessGroup, type ServiceProcess, waitForOk } from './processes.ts';
+import {
+  gatewayEnvironment,
+  HEADERS,
+  PATH,
+  ROOT,
+  START_TIMEOUT_MS,
+  spawnGateway,
+  startBaseline,
+  startUpstream,
+} from './targets.ts';
+
+interface CallFrame {
+  functionName: string;
+  url: string;
+}
+interface ProfileNode {
+  id: number;
+  callFrame: CallFrame;
+  children?: number[];
+}
+interface CpuProfile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+const START_UP = 'start-up (module loading, compiling)';
+const MAIN_TOTAL = 'main thread (the profile), total';
+const ALL_TOTAL = 'all threads (/proc/<pid>/stat), total';
+/** Linux's USER_HZ, the unit of utime and stime in /proc/<pid>/stat. */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** Who a frame's code belongs to: a package, the gateway's bundle, the baseline, or Node. */
+function ownerOf(frame: CallFrame): string | undefined {
+  const { url } = frame;
+  if (url === '' || url.startsWith('node:')) return undefined;
+  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url)?.[1];
+  if (pkg) return pkg === 'sonic-boom' ? 'pino' : pkg;
+  if (url.includes('/dist/apps/api-gateway/')) return 'gateway code';
+  return 'proxy code';
+}
+
+/** Microseconds of CPU per owner over the whole profile; idle time is left out. */
+function chargeSamples(profile: CpuProfile): Map<string, number> {
+  const parent = new Map<number, ProfileNode>();
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  for (const node of profile.nodes) {
+    for (const child of node.children ?? []) parent.set(child, node);
+  }
+  const ownerOfNode = new Map<number, string>();
+  const resolveOwner = (leaf: ProfileNode): string => {
+    const known = ownerOfNode.get(leaf.id);
+    if (known) return known;
+    const name = leaf.callFrame.functionName;
+    let owner: string | undefined;
+    if (name === '(garbage collector)') owner = 'garbage collector';
+    else if (name === '(program)') owner = 'V8 and native, outside any JS frame';
+    for (let node: ProfileNode | undefined = leaf; node && !owner; node = parent.get(node.id)) {
+      if (node.callFrame.url.startsWith('node:internal/modules/')) owner = START_UP;
+    }
+    for (let node: ProfileNode | undefined = leaf; node && !owner; node = parent.get(node.id)) {
+      owner = ownerOf(node.callFrame);
+    }
+    owner ??= 'Node.js http, net and streams (no package on the stack)';
+    ownerOfNode.set(leaf.id, owner);
+    return owner;
+  };
+  const totals = new Map<string, number>();
+  profile.samples.forEach((id, i) => {
+    const node = byId.get(id) as ProfileNode;
+    if (node.callFrame.functionName === '(idle)') return;
+    const owner = resolveOwner(node);
+    totals.set(owner, (totals.get(owner) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  });
+  return totals;
+}
+
+/**
+ * User and system CPU of every thread of `pid` (Linux /proc), in microseconds: the profile
+ * sees the main thread only, not the libuv pool writing the log or V8's GC helper threads.
+ */
+function processCpuMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return (ticks * 1e6) / CLOCK_TICKS_PER_SECOND;
+}
+
+async function loadAt(url: string, rate: number, seconds: number): Promise<number> {
+  const result = await autocannon({
+    url,
+    headers: HEADERS,
+    connections: 50,
+    overallRate: rate,
+    duration: seconds,
+  });
+  if (result.errors > 0 || result.non2xx > 0) {
+    throw new Error(`${url}: ${result.errors} errors and ${result.non2xx} non-2xx under load`);
+  }
+  return result.requests.total;
+}
+
+/** Loads `service` at `rate`, stops it so it writes its profile, and moves the profile out. */
+async function profileOne(
+  service: ServiceProcess,
+  url: string,
+  rate: number,
+  seconds: number,
+  profileDir: string,
+  keepAs: string,
+): Promise<{ requests: number; owners: Map<string, number>; processMicros: number }> {
+  const pid = service.child.pid as number;
+  const cpuBefore = processCpuMicros(pid);
+  const requests = (await loadAt(url, rate, 2)) + (await loadAt(url, rate, seconds));
+  const processMicros = processCpuMicros(pid) - cpuBefore;
+  const exited = once(service.child, 'exit');
+  service.child.kill('SIGTERM');
+  await exited;
+  const [file] = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'));
+  if (!file) throw new Error(`${service.name} wrote no profile to ${profileDir}`);
+  renameSync(resolve(profileDir, file), keepAs);
+  rmSync(profileDir, { recursive: true });
+  const owners = chargeSamples(JSON.parse(readFileSync(keepAs, 'utf8')));
+  return { requests, owners, processMicros };
+}
+
+interface Row {
+  target: string;
+  requests: number;
+  owners: Map<string, number>;
+  processMicros: number;
+}
+
+function table(rows: Row[]): string {
+  const names = new Set(rows.flatMap((r) => [...r.owners.keys()]));
+  const perRequest = (r: Row, name: string) => (r.owners.get(name) ?? 0) / r.requests;
+  const order = [...names]
+    .filter((n) => n !== START_UP)
+    .sort((a, b) => perRequest(rows[0], b) - perRequest(rows[0], a));
+  const width = Math.max(...order.map((n) => n.length), ALL_TOTAL.length);
+  const head = `${'µs of CPU per request'.padEnd(width)}${rows.map((r) => r.target.padStart(12)).join('')}`;
+  const line = (name: string, cell: (r: Row) => number) =>
+    `${name.padEnd(width)}${rows.map((r) => cell(r).toFixed(1).padStart(12)).join('')}`;
+  return [
+    head,
+    ...order.map((name) => line(name, (r) => perRequest(r, name))),
+    line(MAIN_TOTAL, (r) => order.reduce((sum, name) => sum + perRequest(r, name), 0)),
+    line(ALL_TOTAL, (r) => r.processMicros / r.requests),
+    `(${START_UP}: ${rows.map((r) => `${r.target} ${((r.owners.get(START_UP) ?? 0) / 1000).toFixed(0)} ms`).join(', ')}, not counted)`,
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      rate: { type: 'string', default: '2000' },
+      duration: { type: 'string', default: '10' },
+    },
+  });
+  const rate = Number(values.rate);
+  const seconds = Number(values.duration);
+  if (!(rate > 0 && seconds > 0)) throw new Error('--rate and --duration must be positive');
+  const stamp = new Date()
+    .toISOString()
+    .replace(/\.\d+Z$/, 'Z')
+    .replace(/:/g, '-');
+  const outDir = resolve(ROOT, 'bench-results/profiles', stamp);
+  mkdirSync(outDir, { recursive: true });
+  const group = new ProcessGroup();
+  try {
+    const upstreamUrl = await startUpstream(group);
+    const rows = [];
+
+    const gatewayDir = resolve(outDir, 'gateway-raw');
+    const env = await gatewayEnvironment(upstreamUrl);
+    const gateway = spawnGateway(group, env, ['--cpu-prof', `--cpu-prof-dir=${gatewayDir}`]);
+    const gatewayUrl = `http://127.0.0.1:${env['SERVICE_PORT']}`;
+    await waitForOk(gateway, `${gatewayUrl}/heartbeat`, START_TIMEOUT_MS);
+    await sleep(1000);
+    const gatewayRun = await profileOne(
+      gateway,
+      `${gatewayUrl}${PATH}`,
+      rate,
+      seconds,
+      gatewayDir,
+      resolve(outDir, 'gateway.cpuprofile'),
+    );
+    rows.push({ target: 'gateway', ...gatewayRun });
+
+    const bareDir = resolve(outDir, 'bare-raw');
+    const bare = await startBaseline(group, 'bare node proxy', 'bare-node-proxy.ts', upstreamUrl, [
+      '--cpu-prof',
+      `--cpu-prof-dir=${bareDir}`,
+    ]);
+    await sleep(1000);
+    const bareRun = await profileOne(
+      bare.service,
+      `${bare.url}${PATH}`,
+      rate,
+      seconds,
+      bareDir,
+      resolve(outDir, 'bare-node.cpuprofile'),
+    );
+    rows.push({ target: 'bare-node', ...bareRun });
+
+    process.stdout.write(
+      `CPU profiles at ${rate} req/s for ${seconds} s (after 2 s of warm-up), GET ${PATH}\n\n${table(rows)}\n\nProfiles: ${outDir}\n`,
+    );
+  } finally {
+    await group.stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench:profile: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});
