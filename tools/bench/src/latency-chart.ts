@@ -30,7 +30,7 @@ const escape = (text: string): string =>
  * README can embed it and git can diff it.
  */
 export function drawLatencyChart(results: BenchResults): string {
-  const { targets, ratePerSecond, durationSeconds } = results.fixedRate;
+  const { targets, ratePerSecond, rounds, durationSeconds } = results.fixedRate;
   const plotWidth = WIDTH - PLOT.left - PLOT.right;
   const plotHeight = HEIGHT - PLOT.top - PLOT.bottom;
   const values = TARGETS.flatMap((t) =>
@@ -72,7 +72,7 @@ export function drawLatencyChart(results: BenchResults): string {
       `<text x="${x + 18}" y="${HEIGHT - 14}">${p.label}</text>`,
     );
   });
-  const title = `Latency at ${ratePerSecond.toLocaleString('en-US')} req/s, open loop, ${durationSeconds} s per target (ms, log scale)`;
+  const title = `Latency at ${ratePerSecond.toLocaleString('en-US')} req/s, open loop, ${rounds} × ${durationSeconds} s per target (ms, log scale)`;
   const subtitle = `GET ${results.url.path} · ${results.date} · Node ${results.node} · commit ${results.commit}`;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" font-family="system-ui, sans-serif" font-size="13" fill="#222">`,

@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { download } from './download.ts';
 import { drawLatencyChart } from './latency-chart.ts';
-import { runOpenLoop } from './open-loop.ts';
+import { mergeOpenLoop, type OpenLoopResult, runOpenLoop } from './open-loop.ts';
 import { type BenchOptions, OptionsError, readOptions, USAGE } from './options.ts';
 import { ProcessGroup, waitForOk } from './processes.ts';
 import {
@@ -94,8 +94,7 @@ async function saturate(
   >;
 }
 
-async function measureLatency(url: string, options: BenchOptions): Promise<LatencySummary> {
-  const r = await runOpenLoop(url, HEADERS, options.rate, options.latencyDuration);
+function summarizeLatency(r: OpenLoopResult): LatencySummary {
   return {
     p50Ms: nsToMs(percentile(r.latenciesNs, 50)),
     p90Ms: nsToMs(percentile(r.latenciesNs, 90)),
@@ -108,6 +107,30 @@ async function measureLatency(url: string, options: BenchOptions): Promise<Laten
     unfinished: r.unfinished,
     sendLagP99Ms: nsToMs(percentile(r.sendLagNs, 99)),
   };
+}
+
+/** The fixed-rate runs, alternating the targets like `saturate`; samples pooled over rounds. */
+async function measureLatencies(
+  urls: Record<TargetName, string>,
+  options: BenchOptions,
+): Promise<Record<TargetName, LatencySummary>> {
+  const runs = Object.fromEntries(TARGETS.map((t) => [t, [] as OpenLoopResult[]]));
+  for (let round = 1; round <= options.rounds; round++) {
+    for (const target of TARGETS) {
+      // A pause first, so the work the previous load left behind (GC, closing sockets) is done.
+      await sleep(SETTLE_MS);
+      await runOpenLoop(urls[target], HEADERS, options.rate, options.warmup);
+      const run = await runOpenLoop(urls[target], HEADERS, options.rate, options.latencyDuration);
+      runs[target].push(run);
+      const p = (q: number) => nsToMs(percentile(run.latenciesNs, q));
+      say(
+        `  round ${round}/${options.rounds} ${target.padEnd(9)} p50 ${p(50)} ms, p99 ${p(99)} ms`,
+      );
+    }
+  }
+  return Object.fromEntries(
+    TARGETS.map((t) => [t, summarizeLatency(mergeOpenLoop(runs[t]))]),
+  ) as Record<TargetName, LatencySummary>;
 }
 
 async function measureDownload(pid: number, baseUrl: string, bytes: number) {
@@ -179,14 +202,10 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
   const saturation = await saturate(urls, options);
   const rssMaxSaturationBytes = rss.stop();
 
-  say(`Fixed rate: ${options.rate} req/s for ${options.latencyDuration} s per target`);
-  const latency = {} as Record<TargetName, LatencySummary>;
-  for (const target of TARGETS) {
-    // A pause first, so the work the previous load left behind (GC, closing sockets) is done.
-    await sleep(SETTLE_MS);
-    latency[target] = await measureLatency(urls[target], options);
-    say(`  ${target.padEnd(9)} p50 ${latency[target].p50Ms} ms, p99 ${latency[target].p99Ms} ms`);
-  }
+  say(
+    `Fixed rate: ${options.rate} req/s, ${options.rounds} round(s), ${options.latencyDuration} s per target`,
+  );
+  const latency = await measureLatencies(urls, options);
 
   say(`Download: ${options.downloadBytes} bytes through the gateway`);
   const downloadFigures = await measureDownload(gatewayPid, gatewayUrl, options.downloadBytes);
@@ -210,6 +229,7 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
     },
     fixedRate: {
       ratePerSecond: options.rate,
+      rounds: options.rounds,
       durationSeconds: options.latencyDuration,
       targets: latency,
       gatewayAddedMs: {

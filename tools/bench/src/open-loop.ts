@@ -88,3 +88,27 @@ export async function runOpenLoop(
     sendLagNs: Float64Array.from(sendLags).sort(),
   };
 }
+
+/** Several runs of one target as one: their samples pooled, so percentiles span every round. */
+export function mergeOpenLoop(runs: readonly OpenLoopResult[]): OpenLoopResult {
+  const pool = (pick: (r: OpenLoopResult) => Float64Array): Float64Array => {
+    const all = new Float64Array(runs.reduce((n, r) => n + pick(r).length, 0));
+    let offset = 0;
+    for (const run of runs) {
+      all.set(pick(run), offset);
+      offset += pick(run).length;
+    }
+    return all.sort();
+  };
+  const sum = (pick: (r: OpenLoopResult) => number): number =>
+    runs.reduce((n, r) => n + pick(r), 0);
+  return {
+    sent: sum((r) => r.sent),
+    ok: sum((r) => r.ok),
+    non2xx: sum((r) => r.non2xx),
+    errors: sum((r) => r.errors),
+    unfinished: sum((r) => r.unfinished),
+    latenciesNs: pool((r) => r.latenciesNs),
+    sendLagNs: pool((r) => r.sendLagNs),
+  };
+}

@@ -1,16 +1,16 @@
 import { parseArgs } from 'node:util';
 
 export interface BenchOptions {
-  /** Saturation rounds; each round runs every target once, in the same order. */
+  /** Rounds of saturation and of fixed-rate runs; each runs every target once, in order. */
   rounds: number;
   /** Seconds of each measured saturation run. */
   duration: number;
-  /** Seconds of untimed load before each saturation run. */
+  /** Seconds of untimed load before each saturation and fixed-rate run. */
   warmup: number;
   connections: number;
   /** Requests per second of the fixed-rate latency run. */
   rate: number;
-  /** Seconds of the fixed-rate latency run, per target. */
+  /** Seconds of each fixed-rate latency run, per target and round. */
   latencyDuration: number;
   /** Size of the download streamed through the gateway while its RSS is sampled. */
   downloadBytes: number;
@@ -23,7 +23,7 @@ const FULL = {
   warmup: 2,
   connections: 100,
   rate: 1000,
-  latencyDuration: 10,
+  latencyDuration: 5,
   downloadBytes: 1024 ** 3,
 };
 

@@ -47,6 +47,9 @@ export interface BenchResults {
   ratios: Record<string, number>;
   fixedRate: {
     ratePerSecond: number;
+    /** Rounds alternating the targets, each after a warm-up; percentiles pool every round. */
+    rounds: number;
+    /** Seconds of each measured run, per target and round. */
     durationSeconds: number;
     targets: Record<TargetName, LatencySummary>;
     gatewayAddedMs: { p50: number; p99: number };
@@ -163,7 +166,7 @@ export function formatReport(r: BenchResults): string {
     saturation,
     `req/s ratios: ${ratios}`,
     '',
-    `Fixed rate: ${integer.format(r.fixedRate.ratePerSecond)} req/s open loop for ${r.fixedRate.durationSeconds} s per target, latency from each request's scheduled start`,
+    `Fixed rate: ${integer.format(r.fixedRate.ratePerSecond)} req/s open loop, ${r.fixedRate.rounds} round(s) of ${r.fixedRate.durationSeconds} s per target, ${o.warmup} s warm-up before each; latency from each request's scheduled start, pooled over rounds`,
     fixed,
     `gateway added latency (gateway − direct): p50 ${signed(added.p50, twoDecimals.format(Math.abs(added.p50)))} ms, p99 ${signed(added.p99, twoDecimals.format(Math.abs(added.p99)))} ms`,
     '',
