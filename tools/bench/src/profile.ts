@@ -143,20 +143,31 @@ interface Row {
   processMicros: number;
 }
 
+/** Owners costing less than this per request, in every row, share one line of the table. */
+const MINOR_MICROS = 0.5;
+const MINOR = `other packages (each under ${MINOR_MICROS} µs)`;
+
 function table(rows: Row[]): string {
-  const names = new Set(rows.flatMap((r) => [...r.owners.keys()]));
   const perRequest = (r: Row, name: string) => (r.owners.get(name) ?? 0) / r.requests;
-  const order = [...names]
-    .filter((n) => n !== START_UP)
+  const minor = (name: string) => rows.every((r) => perRequest(r, name) < MINOR_MICROS);
+  const owners = [...new Set(rows.flatMap((r) => [...r.owners.keys()]))].filter(
+    (n) => n !== START_UP,
+  );
+  const order = owners
+    .filter((n) => !minor(n))
     .sort((a, b) => perRequest(rows[0], b) - perRequest(rows[0], a));
-  const width = Math.max(...order.map((n) => n.length), ALL_TOTAL.length);
+  const minors = owners.filter(minor);
+  const width = Math.max(...order.map((n) => n.length), ALL_TOTAL.length, MINOR.length);
   const head = `${'µs of CPU per request'.padEnd(width)}${rows.map((r) => r.target.padStart(12)).join('')}`;
   const line = (name: string, cell: (r: Row) => number) =>
     `${name.padEnd(width)}${rows.map((r) => cell(r).toFixed(1).padStart(12)).join('')}`;
   return [
     head,
     ...order.map((name) => line(name, (r) => perRequest(r, name))),
-    line(MAIN_TOTAL, (r) => order.reduce((sum, name) => sum + perRequest(r, name), 0)),
+    ...(minors.length > 0
+      ? [line(MINOR, (r) => minors.reduce((sum, name) => sum + perRequest(r, name), 0))]
+      : []),
+    line(MAIN_TOTAL, (r) => owners.reduce((sum, name) => sum + perRequest(r, name), 0)),
     line(ALL_TOTAL, (r) => r.processMicros / r.requests),
     `(${START_UP}: ${rows.map((r) => `${r.target} ${((r.owners.get(START_UP) ?? 0) / 1000).toFixed(0)} ms`).join(', ')}, not counted)`,
   ].join('\n');
