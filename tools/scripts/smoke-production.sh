@@ -19,7 +19,7 @@ cp -r "$root/dist/apps/api-gateway" "$scratch/dist/apps/"
 
 # The node flags of the image's CMD, read from the Dockerfile as the benchmark reads them.
 read -r -a flags < <("$node" --input-type=module -e "
-  import { gatewayNodeFlags } from '$root/tools/bench/src/production-command.ts';
+  import { gatewayNodeFlags } from '$root/tools/scripts/production-command.mts';
   console.log(gatewayNodeFlags('$root').join(' '));")
 
 cd "$scratch"

@@ -1,5 +1,8 @@
 import { resolve } from 'node:path';
-import { gatewayNodeFlags } from './production-command.ts';
+// The tools are scripts run by Node's type stripping, not Nx libraries: they share this one
+// file, which reads the image's node flags, by path.
+// eslint-disable-next-line @nx/enforce-module-boundaries
+import { gatewayNodeFlags } from '../../scripts/production-command.mts';
 import {
   type ProcessGroup,
   reserveFreePort,

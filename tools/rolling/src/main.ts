@@ -9,7 +9,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon from 'autocannon';
-import { gatewayNodeFlags } from '../../bench/src/production-command.ts';
+// The tools are scripts run by Node's type stripping, not Nx libraries: they share this one
+// file, which reads the image's node flags, by path.
+// eslint-disable-next-line @nx/enforce-module-boundaries
+import { gatewayNodeFlags } from '../../scripts/production-command.mts';
 import { nginxConfig } from './nginx.ts';
 import {
   type Child,

@@ -14,7 +14,10 @@ import { Agent, type IncomingHttpHeaders, request } from 'node:http';
 import { connect } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { gatewayNodeFlags } from '../../bench/src/production-command.ts';
+// The tools are scripts run by Node's type stripping, not Nx libraries: they share this one
+// file, which reads the image's node flags, by path.
+// eslint-disable-next-line @nx/enforce-module-boundaries
+import { gatewayNodeFlags } from '../../scripts/production-command.mts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const GATEWAY_MAIN = resolve(ROOT, 'dist/apps/api-gateway/main.js');
