@@ -33,13 +33,15 @@ interface ProfileNode {
 }
 interface CpuProfile {
   nodes: ProfileNode[];
+  /** Microseconds on the monotonic clock that `process.hrtime` reads, in every process. */
+  startTime: number;
   samples: number[];
   timeDeltas: number[];
 }
 
-const START_UP = 'start-up (module loading, compiling)';
 const MAIN_TOTAL = 'main thread (the profile), total';
 const ALL_TOTAL = 'all threads (/proc/<pid>/stat), total';
+const WARMUP_SECONDS = 2;
 /** Linux's USER_HZ, the unit of utime and stime in /proc/<pid>/stat. */
 const CLOCK_TICKS_PER_SECOND = 100;
 
@@ -53,8 +55,20 @@ function ownerOf(frame: CallFrame): string | undefined {
   return 'proxy code';
 }
 
-/** Microseconds of CPU per owner over the whole profile; idle time is left out. */
-function chargeSamples(profile: CpuProfile): Map<string, number> {
+/** Now on the clock of the profiles' timestamps, in microseconds. */
+function monotonicMicros(): number {
+  return Number(process.hrtime.bigint() / 1000n);
+}
+
+/**
+ * Microseconds of CPU per owner, counting only the samples taken between `fromMicros` and
+ * `toMicros` (while the load ran: start-up and shutdown are left out), and no idle time.
+ */
+function chargeSamples(
+  profile: CpuProfile,
+  fromMicros: number,
+  toMicros: number,
+): Map<string, number> {
   const parent = new Map<number, ProfileNode>();
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   for (const node of profile.nodes) {
@@ -69,9 +83,6 @@ function chargeSamples(profile: CpuProfile): Map<string, number> {
     if (name === '(garbage collector)') owner = 'garbage collector';
     else if (name === '(program)') owner = 'V8 and native, outside any JS frame';
     for (let node: ProfileNode | undefined = leaf; node && !owner; node = parent.get(node.id)) {
-      if (node.callFrame.url.startsWith('node:internal/modules/')) owner = START_UP;
-    }
-    for (let node: ProfileNode | undefined = leaf; node && !owner; node = parent.get(node.id)) {
       owner = ownerOf(node.callFrame);
     }
     owner ??= 'Node.js http, net and streams (no package on the stack)';
@@ -79,11 +90,15 @@ function chargeSamples(profile: CpuProfile): Map<string, number> {
     return owner;
   };
   const totals = new Map<string, number>();
+  let at = profile.startTime;
   profile.samples.forEach((id, i) => {
+    const delta = profile.timeDeltas[i] ?? 0;
+    at += delta;
+    if (at < fromMicros || at > toMicros) return;
     const node = byId.get(id) as ProfileNode;
     if (node.callFrame.functionName === '(idle)') return;
     const owner = resolveOwner(node);
-    totals.set(owner, (totals.get(owner) ?? 0) + (profile.timeDeltas[i] ?? 0));
+    totals.set(owner, (totals.get(owner) ?? 0) + delta);
   });
   return totals;
 }
@@ -122,9 +137,12 @@ async function profileOne(
   keepAs: string,
 ): Promise<{ requests: number; owners: Map<string, number>; processMicros: number }> {
   const pid = service.child.pid as number;
+  await loadAt(url, rate, WARMUP_SECONDS);
+  const from = monotonicMicros();
   const cpuBefore = processCpuMicros(pid);
-  const requests = (await loadAt(url, rate, 2)) + (await loadAt(url, rate, seconds));
+  const requests = await loadAt(url, rate, seconds);
   const processMicros = processCpuMicros(pid) - cpuBefore;
+  const to = monotonicMicros();
   const exited = once(service.child, 'exit');
   service.child.kill('SIGTERM');
   await exited;
@@ -132,7 +150,7 @@ async function profileOne(
   if (!file) throw new Error(`${service.name} wrote no profile to ${profileDir}`);
   renameSync(resolve(profileDir, file), keepAs);
   rmSync(profileDir, { recursive: true });
-  const owners = chargeSamples(JSON.parse(readFileSync(keepAs, 'utf8')));
+  const owners = chargeSamples(JSON.parse(readFileSync(keepAs, 'utf8')), from, to);
   return { requests, owners, processMicros };
 }
 
@@ -150,9 +168,7 @@ const MINOR = `other packages (each under ${MINOR_MICROS} µs)`;
 function table(rows: Row[]): string {
   const perRequest = (r: Row, name: string) => (r.owners.get(name) ?? 0) / r.requests;
   const minor = (name: string) => rows.every((r) => perRequest(r, name) < MINOR_MICROS);
-  const owners = [...new Set(rows.flatMap((r) => [...r.owners.keys()]))].filter(
-    (n) => n !== START_UP,
-  );
+  const owners = [...new Set(rows.flatMap((r) => [...r.owners.keys()]))];
   const order = owners
     .filter((n) => !minor(n))
     .sort((a, b) => perRequest(rows[0], b) - perRequest(rows[0], a));
@@ -169,7 +185,6 @@ function table(rows: Row[]): string {
       : []),
     line(MAIN_TOTAL, (r) => owners.reduce((sum, name) => sum + perRequest(r, name), 0)),
     line(ALL_TOTAL, (r) => r.processMicros / r.requests),
-    `(${START_UP}: ${rows.map((r) => `${r.target} ${((r.owners.get(START_UP) ?? 0) / 1000).toFixed(0)} ms`).join(', ')}, not counted)`,
   ].join('\n');
 }
 
@@ -227,7 +242,7 @@ async function main(): Promise<void> {
     rows.push({ target: 'bare-node', ...bareRun });
 
     process.stdout.write(
-      `CPU profiles at ${rate} req/s for ${seconds} s (after 2 s of warm-up), GET ${PATH}\n\n${table(rows)}\n\nProfiles: ${outDir}\n`,
+      `CPU profiles at ${rate} req/s for ${seconds} s (after ${WARMUP_SECONDS} s of warm-up, which is not counted), GET ${PATH}\n\n${table(rows)}\n\nProfiles: ${outDir}\n`,
     );
   } finally {
     await group.stop();
