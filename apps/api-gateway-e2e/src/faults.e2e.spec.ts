@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { type IncomingMessage, request } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { httpRequest, type RecordedRequest, type StubUpstream } from '@helix/shared-testing';
-import { sleep } from './raw-connection';
 import { usePlatform } from './support';
 
 /** Resident set size of a process, in bytes, from /proc (Linux). */

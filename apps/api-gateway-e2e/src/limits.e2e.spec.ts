@@ -4,6 +4,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type GatewayProcess,
   httpRequest,
@@ -11,39 +12,22 @@ import {
   startStubUpstream,
   type StubUpstream,
 } from '@helix/shared-testing';
-import { hasWholeResponse, openRawConnection, parseRawResponse, sleep } from './raw-connection';
-import { UUID } from './support';
+import { hasWholeResponse, openRawConnection, parseRawResponse } from './raw-connection';
+import { UUID, useStubbedGateway } from './support';
 
 /** Requests the stub saw on a path the test chose (the background health checker's excluded). */
 function seenOn(stub: StubUpstream, path: string) {
   return stub.requests.filter((r) => r.url.split('?')[0] === path);
 }
 
-/** A gateway whose only route sends everything under /api/auth to one stub. */
-async function startWithStub(env: Record<string, string>) {
-  const stub = await startStubUpstream({ name: 'auth' });
-  const gateway = await startGateway({ AUTH_SERVICE_URL: stub.url, ...env });
-  return { stub, gateway };
-}
-
 describe('header limits', () => {
-  let stub: StubUpstream;
-  let gateway: GatewayProcess;
-
-  beforeAll(async () => {
-    ({ stub, gateway } = await startWithStub({
-      MAX_HEADER_BYTES: '4096',
-      MAX_HEADERS_COUNT: '20',
-    }));
-  });
-
-  afterAll(async () => {
-    await gateway?.stop();
-    await stub?.close();
-  });
+  const auth = useStubbedGateway(() => ({
+    MAX_HEADER_BYTES: '4096',
+    MAX_HEADERS_COUNT: '20',
+  }));
 
   it('stops oversized request headers (header-overflow memory abuse) with 431 JSON and a closed connection', async () => {
-    const conn = await openRawConnection(gateway.port);
+    const conn = await openRawConnection(auth.gateway.port);
     conn.socket.write(
       `GET /api/auth/oversized HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(6 * 1024)}\r\n\r\n`,
     );
@@ -66,7 +50,7 @@ describe('header limits', () => {
       connection: 'close',
     });
     await sleep(200);
-    expect(seenOn(stub, '/api/auth/oversized')).toEqual([]);
+    expect(seenOn(auth.stub, '/api/auth/oversized')).toEqual([]);
   });
 
   it('stops a flood of header fields (hash-table / CPU abuse) with 431 JSON, nothing forwarded', async () => {
@@ -74,7 +58,7 @@ describe('header limits', () => {
     const headers = Object.fromEntries(
       Array.from({ length: 28 }, (_, i) => [`x-field-${i}`, String(i)]),
     );
-    const res = await httpRequest(`${gateway.url}/api/auth/many-fields`, { headers });
+    const res = await httpRequest(`${auth.gateway.url}/api/auth/many-fields`, { headers });
     expect(res.status).toBe(431);
     expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
     expect(res.headers['x-request-id']).toMatch(UUID);
@@ -88,16 +72,20 @@ describe('header limits', () => {
       requestId: res.headers['x-request-id'],
     });
     await sleep(200);
-    expect(seenOn(stub, '/api/auth/many-fields')).toEqual([]);
+    expect(seenOn(auth.stub, '/api/auth/many-fields')).toEqual([]);
   });
 
   it('counts header fields exactly: 20 pass, 21 are refused', async () => {
     const fields = (n: number) =>
       Object.fromEntries(Array.from({ length: n - 2 }, (_, i) => [`x-field-${i}`, String(i)]));
-    const atLimit = await httpRequest(`${gateway.url}/api/auth/twenty`, { headers: fields(20) });
+    const atLimit = await httpRequest(`${auth.gateway.url}/api/auth/twenty`, {
+      headers: fields(20),
+    });
     expect(atLimit.status).toBe(200);
     expect(atLimit.json()).toMatchObject({ url: '/api/auth/twenty' });
-    const over = await httpRequest(`${gateway.url}/api/auth/twenty-one`, { headers: fields(21) });
+    const over = await httpRequest(`${auth.gateway.url}/api/auth/twenty-one`, {
+      headers: fields(21),
+    });
     expect(over.status).toBe(431);
     expect(over.json()).toEqual({
       statusCode: 431,
@@ -105,28 +93,18 @@ describe('header limits', () => {
       message: 'The request has too many header fields',
       requestId: over.headers['x-request-id'],
     });
-    expect(seenOn(stub, '/api/auth/twenty-one')).toEqual([]);
+    expect(seenOn(auth.stub, '/api/auth/twenty-one')).toEqual([]);
   });
 });
 
 describe('slowloris', () => {
-  let stub: StubUpstream;
-  let gateway: GatewayProcess;
-
-  beforeAll(async () => {
-    ({ stub, gateway } = await startWithStub({
-      HEADERS_TIMEOUT_MS: '1000',
-      REQUEST_TIMEOUT_MS: '2000',
-    }));
-  });
-
-  afterAll(async () => {
-    await gateway?.stop();
-    await stub?.close();
-  });
+  const auth = useStubbedGateway(() => ({
+    HEADERS_TIMEOUT_MS: '1000',
+    REQUEST_TIMEOUT_MS: '2000',
+  }));
 
   it('cuts off a client that dribbles header lines forever (slowloris) with 408, and keeps serving others', async () => {
-    const conn = await openRawConnection(gateway.port);
+    const conn = await openRawConnection(auth.gateway.port);
     conn.socket.write('GET /api/auth/slowloris HTTP/1.1\r\nHost: x\r\n');
     let line = 0;
     const dribble = setInterval(() => {
@@ -135,7 +113,7 @@ describe('slowloris', () => {
     try {
       // A normal client is served while the slow one holds its connection.
       await sleep(400);
-      const normal = await httpRequest(`${gateway.url}/api/auth/normal`);
+      const normal = await httpRequest(`${auth.gateway.url}/api/auth/normal`);
       expect(normal.status).toBe(200);
       expect(normal.json()).toMatchObject({ url: '/api/auth/normal' });
 
@@ -158,7 +136,7 @@ describe('slowloris', () => {
       // The connection must be gone, not merely half-closed while the client keeps dribbling.
       expect(closed).toBeDefined();
       expect((closed ?? Infinity) - conn.openedAt).toBeLessThan(3500);
-      expect(seenOn(stub, '/api/auth/slowloris')).toEqual([]);
+      expect(seenOn(auth.stub, '/api/auth/slowloris')).toEqual([]);
     } finally {
       clearInterval(dribble);
       conn.socket.destroy();
@@ -167,24 +145,14 @@ describe('slowloris', () => {
 });
 
 describe('slow request body', () => {
-  let stub: StubUpstream;
-  let gateway: GatewayProcess;
-
-  beforeAll(async () => {
-    ({ stub, gateway } = await startWithStub({
-      HEADERS_TIMEOUT_MS: '1000',
-      REQUEST_TIMEOUT_MS: '1500',
-    }));
-  });
-
-  afterAll(async () => {
-    await gateway?.stop();
-    await stub?.close();
-  });
+  const auth = useStubbedGateway(() => ({
+    HEADERS_TIMEOUT_MS: '1000',
+    REQUEST_TIMEOUT_MS: '1500',
+  }));
 
   it('cuts off a body that never finishes (slow POST) and aborts the upstream request', async () => {
-    const aborted = stub.waitFor((r) => r.url === '/api/auth/slow-body' && r.aborted, 6000);
-    const conn = await openRawConnection(gateway.port);
+    const aborted = auth.stub.waitFor((r) => r.url === '/api/auth/slow-body' && r.aborted, 6000);
+    const conn = await openRawConnection(auth.gateway.port);
     conn.socket.write(
       'POST /api/auth/slow-body HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n' +
         `Content-Length: 100000\r\n\r\n${'b'.repeat(100)}`,
@@ -328,20 +296,10 @@ describe('per-route body limit (maxBodyBytes)', () => {
 });
 
 describe('idle client keep-alive', () => {
-  let stub: StubUpstream;
-  let gateway: GatewayProcess;
-
-  beforeAll(async () => {
-    ({ stub, gateway } = await startWithStub({ KEEP_ALIVE_TIMEOUT_MS: '500' }));
-  });
-
-  afterAll(async () => {
-    await gateway?.stop();
-    await stub?.close();
-  });
+  const auth = useStubbedGateway(() => ({ KEEP_ALIVE_TIMEOUT_MS: '500' }));
 
   it('closes an idle keep-alive connection (connection hoarding) soon after KEEP_ALIVE_TIMEOUT_MS', async () => {
-    const conn = await openRawConnection(gateway.port);
+    const conn = await openRawConnection(auth.gateway.port);
     conn.socket.write('GET /api/auth/keep-alive HTTP/1.1\r\nHost: x\r\n\r\n');
     const text = await conn.waitForText(hasWholeResponse);
     const answeredAt = Date.now();
@@ -357,22 +315,12 @@ describe('idle client keep-alive', () => {
 });
 
 describe('upstream idle pool timeout', () => {
-  let stub: StubUpstream;
-  let gateway: GatewayProcess;
-
-  beforeAll(async () => {
-    ({ stub, gateway } = await startWithStub({ UPSTREAM_IDLE_TIMEOUT_MS: '300' }));
-  });
-
-  afterAll(async () => {
-    await gateway?.stop();
-    await stub?.close();
-  });
+  const auth = useStubbedGateway(() => ({ UPSTREAM_IDLE_TIMEOUT_MS: '300' }));
 
   async function upstreamPortOf(path: string): Promise<number> {
-    const res = await httpRequest(`${gateway.url}${path}`);
+    const res = await httpRequest(`${auth.gateway.url}${path}`);
     expect(res.status).toBe(200);
-    return (await stub.waitFor((r) => r.url === path)).remotePort;
+    return (await auth.stub.waitFor((r) => r.url === path)).remotePort;
   }
 
   it('reuses a pooled upstream connection at once and drops it after UPSTREAM_IDLE_TIMEOUT_MS', async () => {
@@ -380,10 +328,10 @@ describe('upstream idle pool timeout', () => {
     const quick = await upstreamPortOf('/api/auth/pool-2');
     expect(quick).toBe(first);
     await sleep(800);
-    const connectionsBefore = stub.connections;
+    const connectionsBefore = auth.stub.connections;
     const late = await upstreamPortOf('/api/auth/pool-3');
     expect(late).not.toBe(first);
-    expect(stub.connections).toBe(connectionsBefore + 1);
+    expect(auth.stub.connections).toBe(connectionsBefore + 1);
   });
 
   it('never fails a request on a pooled connection closed around the idle timeout (stale-socket reset)', async () => {
@@ -391,7 +339,7 @@ describe('upstream idle pool timeout', () => {
     const statuses: number[] = [];
     for (const [i, gap] of gaps.entries()) {
       await sleep(gap);
-      const res = await httpRequest(`${gateway.url}/api/auth/gap-${i}`);
+      const res = await httpRequest(`${auth.gateway.url}/api/auth/gap-${i}`);
       statuses.push(res.status);
     }
     expect(statuses).toEqual(gaps.map(() => 200));

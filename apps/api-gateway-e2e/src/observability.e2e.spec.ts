@@ -1,11 +1,5 @@
-import {
-  type GatewayProcess,
-  httpRequest,
-  startGateway,
-  startStubUpstream,
-  type StubUpstream,
-} from '@helix/shared-testing';
-import { closedPort, UUID } from './support';
+import { type GatewayProcess, httpRequest, startGateway } from '@helix/shared-testing';
+import { closedPort, UUID, useStubbedGateway } from './support';
 
 interface AccessLine {
   level: string;
@@ -52,35 +46,25 @@ function sample(text: string, name: string, labels: Record<string, string>): num
 }
 
 describe('observability', () => {
-  let stub: StubUpstream;
-  let gateway: GatewayProcess;
   let metricsUrl: string;
   let deadPort: number;
-
-  beforeAll(async () => {
-    stub = await startStubUpstream({ name: 'auth' });
+  const auth = useStubbedGateway(async () => {
     deadPort = await closedPort();
     const metricsPort = await closedPort();
     metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
-    gateway = await startGateway({
-      AUTH_SERVICE_URL: stub.url,
+    return {
       TENANT_SERVICE_URL: `http://127.0.0.1:${deadPort}`,
       METRICS_PORT: String(metricsPort),
       RATE_LIMIT_MAX: '1000',
       // One check at boot: the dead tenant stays short of the unhealthy threshold, so requests
       // still try it (502 refused) instead of being answered 503 unavailable at once.
       HEALTH_CHECK_INTERVAL_MS: '60000',
-    });
-  });
-
-  afterAll(async () => {
-    await gateway?.stop();
-    await stub?.close();
+    };
   });
 
   it('writes one JSON access-log line per request, with secrets redacted', async () => {
     const res = await httpRequest(
-      `${gateway.url}/api/auth/login?user=ann&token=s3cret&Password=hunter2`,
+      `${auth.gateway.url}/api/auth/login?user=ann&token=s3cret&Password=hunter2`,
       {
         method: 'POST',
         body: 'x'.repeat(100),
@@ -93,7 +77,7 @@ describe('observability', () => {
       },
     );
     expect(res.status).toBe(200);
-    const line = await lineFor(gateway, 'log-line-1');
+    const line = await lineFor(auth.gateway, 'log-line-1');
     expect(line).toEqual({
       level: 'info',
       time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
@@ -114,18 +98,18 @@ describe('observability', () => {
     expect(line.bytesIn).toBeGreaterThan(100);
     expect(line.bytesOut).toBeGreaterThan(res.body.length);
     expect(line.upstreamTtfbMs).toBeLessThanOrEqual(line.durationMs);
-    expect(accessLines(gateway).filter((l) => l.requestId === 'log-line-1')).toHaveLength(1);
-    const text = gateway.output();
+    expect(accessLines(auth.gateway).filter((l) => l.requestId === 'log-line-1')).toHaveLength(1);
+    const text = auth.gateway.output();
     for (const secret of ['s3cret', 'hunter2', 'very-secret', 'also-secret'])
       expect(text).not.toContain(secret);
   });
 
   it('logs an upstream failure with its code', async () => {
-    const res = await httpRequest(`${gateway.url}/api/tenants/x`, {
+    const res = await httpRequest(`${auth.gateway.url}/api/tenants/x`, {
       headers: { 'x-request-id': 'log-line-502' },
     });
     expect(res.status).toBe(502);
-    expect(await lineFor(gateway, 'log-line-502')).toMatchObject({
+    expect(await lineFor(auth.gateway, 'log-line-502')).toMatchObject({
       route: '/api/tenants',
       service: 'tenant',
       status: 502,
@@ -134,7 +118,7 @@ describe('observability', () => {
   });
 
   it('adds Server-Timing to proxied responses: gw + upstream = total', async () => {
-    const res = await httpRequest(`${gateway.url}/api/auth/delay?ms=50`);
+    const res = await httpRequest(`${auth.gateway.url}/api/auth/delay?ms=50`);
     const timing = String(res.headers['server-timing']);
     const parsed = Object.fromEntries(
       timing.split(',').map((part) => {
@@ -150,9 +134,9 @@ describe('observability', () => {
 
   it('reflects known traffic in /metrics on the metrics port, never on the public port', async () => {
     const before = (await httpRequest(metricsUrl)).body.toString();
-    for (let i = 0; i < 3; i++) await httpRequest(`${gateway.url}/api/auth/m${i}`);
-    await httpRequest(`${gateway.url}/api/tenants/down`);
-    await httpRequest(`${gateway.url}/nowhere`);
+    for (let i = 0; i < 3; i++) await httpRequest(`${auth.gateway.url}/api/auth/m${i}`);
+    await httpRequest(`${auth.gateway.url}/api/tenants/down`);
+    await httpRequest(`${auth.gateway.url}/nowhere`);
     const res = await httpRequest(metricsUrl);
     expect(res.status).toBe(200);
     expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
@@ -200,14 +184,14 @@ describe('observability', () => {
     // Bounded labels: no raw path ever becomes a label.
     expect(after).not.toMatch(/\/api\/auth\/m\d|nowhere/);
 
-    const publicMetrics = await httpRequest(`${gateway.url}/metrics`);
+    const publicMetrics = await httpRequest(`${auth.gateway.url}/metrics`);
     expect(publicMetrics.status).toBe(404);
     expect(publicMetrics.body.toString()).not.toContain('helix_gateway');
   });
 
   it('counts 429s', async () => {
     const limited = await startGateway({
-      AUTH_SERVICE_URL: stub.url,
+      AUTH_SERVICE_URL: auth.stub.url,
       METRICS_PORT: String(await closedPort()),
       RATE_LIMIT_MAX: '1',
     });
@@ -227,7 +211,7 @@ describe('observability', () => {
   });
 
   it('gives every access-log line a request id', () => {
-    for (const line of accessLines(gateway))
+    for (const line of accessLines(auth.gateway))
       expect(line.requestId).toMatch(new RegExp(`${UUID.source}|^log-line`));
   });
 });

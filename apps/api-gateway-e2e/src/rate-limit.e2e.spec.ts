@@ -1,39 +1,28 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  type GatewayProcess,
-  httpRequest,
-  startGateway,
-  startStubUpstream,
-  type StubUpstream,
-} from '@helix/shared-testing';
+import { type GatewayProcess, httpRequest, startGateway } from '@helix/shared-testing';
+import { useStub } from './support';
 
 describe('rate limiting', () => {
-  let stub: StubUpstream;
+  const tenant = useStub('tenant');
   const gateways: GatewayProcess[] = [];
-
-  beforeAll(async () => {
-    stub = await startStubUpstream({ name: 'tenant' });
-  });
 
   afterEach(async () => {
     await Promise.all(gateways.splice(0).map((g) => g.stop()));
   });
 
-  afterAll(async () => {
-    await stub?.close();
-  });
-
   async function gateway(env: Record<string, string>): Promise<GatewayProcess> {
-    const started = await startGateway({ TENANT_SERVICE_URL: stub.url, ...env });
+    const started = await startGateway({ TENANT_SERVICE_URL: tenant.stub.url, ...env });
     gateways.push(started);
     return started;
   }
 
   it('admits RATE_LIMIT_MAX requests per window, then answers 429 without touching the upstream', async () => {
     const gw = await gateway({ RATE_LIMIT_MAX: '5', RATE_LIMIT_WINDOW_MS: '60000' });
-    const before = stub.requests.filter((r) => r.url.startsWith('/api/tenants/limited')).length;
+    const before = tenant.stub.requests.filter((r) =>
+      r.url.startsWith('/api/tenants/limited'),
+    ).length;
     const results = [];
     for (let i = 0; i < 7; i++) results.push(await httpRequest(`${gw.url}/api/tenants/limited`));
     expect(results.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 429, 429]);
@@ -60,7 +49,7 @@ describe('rate limiting', () => {
       requestId: limited.headers['x-request-id'],
     });
     expect(
-      stub.requests.filter((r) => r.url.startsWith('/api/tenants/limited')).length - before,
+      tenant.stub.requests.filter((r) => r.url.startsWith('/api/tenants/limited')).length - before,
     ).toBe(5);
     // Liveness is never limited; the gateway's other endpoints are.
     expect((await httpRequest(`${gw.url}/heartbeat`)).status).toBe(200);
@@ -104,11 +93,11 @@ describe('rate limiting', () => {
         'routes:',
         '  - prefix: /api/auth',
         '    service: auth',
-        `    targets: [${stub.url}]`,
+        `    targets: [${tenant.stub.url}]`,
         '    rateLimit: { max: 2, windowMs: 60000 }',
         '  - prefix: /api/tenants',
         '    service: tenant',
-        `    targets: [${stub.url}]`,
+        `    targets: [${tenant.stub.url}]`,
       ].join('\n'),
     );
     const gw = await gateway({ GATEWAY_ROUTES_FILE: file, RATE_LIMIT_MAX: '100' });

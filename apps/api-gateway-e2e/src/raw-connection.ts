@@ -84,7 +84,3 @@ export function hasWholeResponse(text: string): boolean {
   const length = /\r\ncontent-length:\s*(\d+)/i.exec(text.slice(0, end + 2));
   return length !== null && text.length - end - 4 >= Number(length[1]);
 }
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}

@@ -2,6 +2,7 @@ import { writeFileSync, mkdtempSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type GatewayProcess,
   httpRequest,
@@ -10,8 +11,6 @@ import {
   type StubUpstream,
 } from '@helix/shared-testing';
 import { closedPort } from './support';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function routeFile(lines: string[]): string {
   const file = join(mkdtempSync(join(tmpdir(), 'helix-resilience-')), 'routes.yaml');

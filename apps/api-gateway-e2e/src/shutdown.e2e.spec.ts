@@ -1,28 +1,15 @@
 import { once } from 'node:events';
 import { Agent } from 'node:http';
-import {
-  httpRequest,
-  startGateway,
-  startStubUpstream,
-  type StubUpstream,
-} from '@helix/shared-testing';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+import { setTimeout as sleep } from 'node:timers/promises';
+import { httpRequest, startGateway } from '@helix/shared-testing';
+import { useStub } from './support';
 
 describe('graceful shutdown (SIGTERM)', () => {
-  let stub: StubUpstream;
-
-  beforeAll(async () => {
-    stub = await startStubUpstream({ name: 'auth' });
-  });
-
-  afterAll(async () => {
-    await stub?.close();
-  });
+  const auth = useStub('auth');
 
   it('reports draining, keeps serving through the delay, then refuses new connections, finishes in-flight work and exits 0', async () => {
     const gateway = await startGateway({
-      AUTH_SERVICE_URL: stub.url,
+      AUTH_SERVICE_URL: auth.stub.url,
       SHUTDOWN_DELAY_MS: '800',
       SHUTDOWN_TIMEOUT_MS: '5000',
     });
@@ -30,7 +17,7 @@ describe('graceful shutdown (SIGTERM)', () => {
     await httpRequest(`${gateway.url}/api/auth/warm`, { agent: keepAlive });
     const started = Date.now();
     const inFlight = httpRequest(`${gateway.url}/api/auth/delay?ms=1500`);
-    await stub.waitFor((r) => r.url === '/api/auth/delay?ms=1500');
+    await auth.stub.waitFor((r) => r.url === '/api/auth/delay?ms=1500');
     const exited = once(gateway.child, 'exit');
     gateway.child.kill('SIGTERM');
     await sleep(100);
@@ -57,9 +44,12 @@ describe('graceful shutdown (SIGTERM)', () => {
   });
 
   it('cuts what is still open at SHUTDOWN_TIMEOUT_MS and still exits 0', async () => {
-    const gateway = await startGateway({ AUTH_SERVICE_URL: stub.url, SHUTDOWN_TIMEOUT_MS: '500' });
+    const gateway = await startGateway({
+      AUTH_SERVICE_URL: auth.stub.url,
+      SHUTDOWN_TIMEOUT_MS: '500',
+    });
     const stream = httpRequest(`${gateway.url}/api/auth/sse?count=100&intervalMs=200`);
-    await stub.waitFor((r) => r.url.startsWith('/api/auth/sse'));
+    await auth.stub.waitFor((r) => r.url.startsWith('/api/auth/sse'));
     const exited = once(gateway.child, 'exit');
     const signalled = Date.now();
     gateway.child.kill('SIGTERM');
@@ -70,7 +60,10 @@ describe('graceful shutdown (SIGTERM)', () => {
   });
 
   it('exits at once on a second signal', async () => {
-    const gateway = await startGateway({ AUTH_SERVICE_URL: stub.url, SHUTDOWN_DELAY_MS: '10000' });
+    const gateway = await startGateway({
+      AUTH_SERVICE_URL: auth.stub.url,
+      SHUTDOWN_DELAY_MS: '10000',
+    });
     const exited = once(gateway.child, 'exit');
     gateway.child.kill('SIGTERM');
     await sleep(200);

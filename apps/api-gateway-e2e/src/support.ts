@@ -65,3 +65,44 @@ export function usePlatform(
   });
   return platform;
 }
+
+/** One stub upstream for a platform service, started before the suite's tests, closed after. */
+export function useStub(service: ServiceName): { readonly stub: StubUpstream } {
+  const fixture = {} as { stub: StubUpstream };
+  beforeAll(async () => {
+    fixture.stub = await startStubUpstream({ name: service });
+  });
+  afterAll(async () => {
+    await fixture.stub?.close();
+  });
+  return fixture;
+}
+
+/** A stub for `service` and a built gateway routing that service to it, for one suite. */
+export interface StubbedGateway {
+  readonly stub: StubUpstream;
+  readonly gateway: GatewayProcess;
+}
+
+/**
+ * Like usePlatform with one stub: `service` (auth unless named) goes to it, every other service
+ * keeps its default URL. `env` adds gateway variables and runs inside beforeAll.
+ */
+export function useStubbedGateway(
+  env: () => Record<string, string> | Promise<Record<string, string>> = () => ({}),
+  service: ServiceName = 'auth',
+): StubbedGateway {
+  const fixture = {} as { stub: StubUpstream; gateway: GatewayProcess };
+  beforeAll(async () => {
+    fixture.stub = await startStubUpstream({ name: service });
+    fixture.gateway = await startGateway({
+      [KNOWN_SERVICES[service].env]: fixture.stub.url,
+      ...(await env()),
+    });
+  });
+  afterAll(async () => {
+    await fixture.gateway?.stop();
+    await fixture.stub?.close();
+  });
+  return fixture;
+}

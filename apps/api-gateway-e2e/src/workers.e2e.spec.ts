@@ -1,31 +1,18 @@
 import { once } from 'node:events';
-import {
-  httpRequest,
-  startGateway,
-  startStubUpstream,
-  type StubUpstream,
-} from '@helix/shared-testing';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+import { setTimeout as sleep } from 'node:timers/promises';
+import { httpRequest, startGateway } from '@helix/shared-testing';
+import { useStub } from './support';
 
 function workerPids(output: string): number[] {
   return [...output.matchAll(/"worker":(\d+),"msg":"worker started"/g)].map((m) => Number(m[1]));
 }
 
 describe('GATEWAY_WORKERS (node:cluster)', () => {
-  let stub: StubUpstream;
-
-  beforeAll(async () => {
-    stub = await startStubUpstream({ name: 'auth' });
-  });
-
-  afterAll(async () => {
-    await stub?.close();
-  });
+  const auth = useStub('auth');
 
   it('serves from two workers on one port, replaces a killed worker without losing other requests, and drains on SIGTERM', async () => {
     const gateway = await startGateway({
-      AUTH_SERVICE_URL: stub.url,
+      AUTH_SERVICE_URL: auth.stub.url,
       GATEWAY_WORKERS: '2',
       // A connection the killed worker had taken must not hold the final drain for 30 s.
       SHUTDOWN_TIMEOUT_MS: '3000',
