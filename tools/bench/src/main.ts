@@ -13,8 +13,11 @@ import { type BenchOptions, OptionsError, readOptions, USAGE } from './options.t
 import { ProcessGroup, waitForOk } from './processes.ts';
 import {
   type BenchResults,
+  type DownloadFigures,
   formatReport,
   type LatencySummary,
+  PROXIES,
+  type ProxyName,
   type SaturationSummary,
   TARGETS,
   type TargetName,
@@ -44,6 +47,10 @@ const DESCRIPTIONS: Record<TargetName, string> = {
   'bare-node': 'node:http server + http.request with a keep-alive Agent (bare-node-proxy.ts)',
   fastify: '@fastify/http-proxy with its defaults (fastify-proxy.ts)',
 };
+
+function mapProxies<T>(figure: (proxy: ProxyName) => T): Record<ProxyName, T> {
+  return Object.fromEntries(PROXIES.map((p) => [p, figure(p)])) as Record<ProxyName, T>;
+}
 
 function say(line: string): void {
   process.stdout.write(`${line}\n`);
@@ -133,7 +140,12 @@ async function measureLatencies(
   ) as Record<TargetName, LatencySummary>;
 }
 
-async function measureDownload(pid: number, baseUrl: string, bytes: number) {
+async function measureDownload(
+  name: ProxyName,
+  pid: number,
+  baseUrl: string,
+  bytes: number,
+): Promise<DownloadFigures> {
   const rssBeforeBytes = readRssBytes(pid);
   const sampler = sampleMaxRss(pid, RSS_INTERVAL_MS);
   const got = await download(`${baseUrl}/api/auth/download?bytes=${bytes}`, HEADERS);
@@ -141,7 +153,7 @@ async function measureDownload(pid: number, baseUrl: string, bytes: number) {
   const rssAfterBytes = readRssBytes(pid);
   if (got.status !== 200 || got.bytes !== bytes) {
     throw new Error(
-      `download through the gateway: status ${got.status}, ${got.bytes} of ${bytes} bytes`,
+      `download through ${name}: status ${got.status}, ${got.bytes} of ${bytes} bytes`,
     );
   }
   return {
@@ -193,22 +205,35 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
     string
   >;
   for (const target of TARGETS) await checkTarget(target, urls[target]);
-  const gatewayPid = gateway.child.pid as number;
+  const pids: Record<ProxyName, number> = {
+    gateway: gateway.child.pid as number,
+    'bare-node': bare.service.child.pid as number,
+    fastify: fastify.service.child.pid as number,
+  };
   await sleep(SETTLE_MS);
-  const rssIdleBytes = readRssBytes(gatewayPid);
+  const rssIdleBytes = mapProxies((p) => readRssBytes(pids[p]));
 
   say(`Saturation: ${options.rounds} round(s), ${options.duration} s per target`);
-  const rss = sampleMaxRss(gatewayPid, RSS_INTERVAL_MS);
+  const samplers = mapProxies((p) => sampleMaxRss(pids[p], RSS_INTERVAL_MS));
   const saturation = await saturate(urls, options);
-  const rssMaxSaturationBytes = rss.stop();
+  const rssMaxSaturationBytes = mapProxies((p) => samplers[p].stop());
 
   say(
     `Fixed rate: ${options.rate} req/s, ${options.rounds} round(s), ${options.latencyDuration} s per target`,
   );
   const latency = await measureLatencies(urls, options);
 
-  say(`Download: ${options.downloadBytes} bytes through the gateway`);
-  const downloadFigures = await measureDownload(gatewayPid, gatewayUrl, options.downloadBytes);
+  say(`Download: ${options.downloadBytes} bytes through each proxy`);
+  const downloads = {} as Record<ProxyName, DownloadFigures>;
+  for (const proxy of PROXIES) {
+    await sleep(SETTLE_MS);
+    downloads[proxy] = await measureDownload(
+      proxy,
+      pids[proxy],
+      bases[proxy],
+      options.downloadBytes,
+    );
+  }
 
   const rps = (t: TargetName): number => saturation[t].requestsPerSecond;
   return {
@@ -237,7 +262,12 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
         p99: roundMs(latency.gateway.p99Ms - latency.direct.p99Ms),
       },
     },
-    gateway: { readyMs, rssIdleBytes, rssMaxSaturationBytes, download: downloadFigures },
+    gateway: { readyMs },
+    memory: mapProxies((p) => ({
+      rssIdleBytes: rssIdleBytes[p],
+      rssMaxSaturationBytes: rssMaxSaturationBytes[p],
+      download: downloads[p],
+    })),
   };
 }
 

@@ -3,6 +3,9 @@ import type { SaturationRun } from './saturation.ts';
 
 export const TARGETS = ['direct', 'gateway', 'bare-node', 'fastify'] as const;
 export type TargetName = (typeof TARGETS)[number];
+/** The targets that are proxies: their memory is measured side by side. */
+export const PROXIES = ['gateway', 'bare-node', 'fastify'] as const satisfies readonly TargetName[];
+export type ProxyName = (typeof PROXIES)[number];
 
 /** Saturation figures of one target: means over the rounds, counts summed. */
 export interface SaturationSummary {
@@ -54,19 +57,24 @@ export interface BenchResults {
     targets: Record<TargetName, LatencySummary>;
     gatewayAddedMs: { p50: number; p99: number };
   };
-  gateway: {
-    readyMs: number;
-    rssIdleBytes: number;
-    rssMaxSaturationBytes: number;
-    download: {
-      bytes: number;
-      seconds: number;
-      rssBeforeBytes: number;
-      rssMaxBytes: number;
-      rssAfterBytes: number;
-      rssDeltaBytes: number;
-    };
-  };
+  gateway: { readyMs: number };
+  /**
+   * Each proxy's RSS: idle, its maximum while the saturation runs went on (all rounds, every
+   * target), and around one streamed download through it alone.
+   */
+  memory: Record<
+    ProxyName,
+    { rssIdleBytes: number; rssMaxSaturationBytes: number; download: DownloadFigures }
+  >;
+}
+
+export interface DownloadFigures {
+  bytes: number;
+  seconds: number;
+  rssBeforeBytes: number;
+  rssMaxBytes: number;
+  rssAfterBytes: number;
+  rssDeltaBytes: number;
 }
 
 const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
@@ -141,20 +149,26 @@ export function formatReport(r: BenchResults): string {
     }),
   ]);
   const { gatewayAddedMs: added } = r.fixedRate;
-  const g = r.gateway;
-  const d = g.download;
-  const gateway = table([
-    ['ready: spawn → first 200 from /heartbeat', `${integer.format(g.readyMs)} ms`],
-    ['RSS idle, after start-up', mib(g.rssIdleBytes)],
-    ['RSS max during the saturation runs', mib(g.rssMaxSaturationBytes)],
-    [
-      `download of ${integer.format(d.bytes)} bytes`,
-      `${twoDecimals.format(d.seconds)} s (${integer.format(d.bytes / 1024 ** 2 / d.seconds)} MiB/s)`,
-    ],
-    ['  RSS before', mib(d.rssBeforeBytes)],
-    ['  RSS max during', mib(d.rssMaxBytes)],
-    ['  RSS after', mib(d.rssAfterBytes)],
-    ['  RSS delta, after − before', signed(d.rssDeltaBytes, mib(Math.abs(d.rssDeltaBytes)))],
+  const m = r.memory;
+  const row = (label: string, cell: (proxy: ProxyName) => string): string[] => [
+    label,
+    ...PROXIES.map(cell),
+  ];
+  const download = (p: ProxyName): DownloadFigures => m[p].download;
+  const memory = table([
+    row('', (p) => p),
+    row('RSS idle, after start-up', (p) => mib(m[p].rssIdleBytes)),
+    row('RSS max during the saturation runs', (p) => mib(m[p].rssMaxSaturationBytes)),
+    row(`download of ${integer.format(m.gateway.download.bytes)} bytes`, (p) => {
+      return `${twoDecimals.format(download(p).seconds)} s`;
+    }),
+    row('  RSS before', (p) => mib(download(p).rssBeforeBytes)),
+    row('  RSS max during', (p) => mib(download(p).rssMaxBytes)),
+    row('  RSS after', (p) => mib(download(p).rssAfterBytes)),
+    row('  RSS delta, after − before', (p) => {
+      const delta = download(p).rssDeltaBytes;
+      return signed(delta, mib(Math.abs(delta)));
+    }),
   ]);
   return [
     `Helix API Gateway benchmark · ${r.date} · Node ${r.node} · ${r.cpus} · commit ${r.commit}`,
@@ -170,7 +184,9 @@ export function formatReport(r: BenchResults): string {
     fixed,
     `gateway added latency (gateway − direct): p50 ${signed(added.p50, twoDecimals.format(Math.abs(added.p50)))} ms, p99 ${signed(added.p99, twoDecimals.format(Math.abs(added.p99)))} ms`,
     '',
-    'Gateway process',
-    gateway,
+    `Gateway ready: spawn → first 200 from /heartbeat in ${integer.format(r.gateway.readyMs)} ms`,
+    '',
+    'Memory of each proxy process (RSS from /proc/<pid>/status)',
+    memory,
   ].join('\n');
 }
