@@ -17,47 +17,52 @@ describe('GATEWAY_WORKERS (node:cluster)', () => {
       // A connection the killed worker had taken must not hold the final drain for 30 s.
       SHUTDOWN_TIMEOUT_MS: '3000',
     });
-    for (let i = 0; i < 50 && (gateway.output().match(/listening on/g) ?? []).length < 2; i++)
-      await sleep(100);
-    expect(gateway.output().match(/listening on/g)).toHaveLength(2);
-    const [victim] = workerPids(gateway.output());
+    // A failed expectation must not leave the primary and its workers running.
+    try {
+      for (let i = 0; i < 50 && (gateway.output().match(/listening on/g) ?? []).length < 2; i++)
+        await sleep(100);
+      expect(gateway.output().match(/listening on/g)).toHaveLength(2);
+      const [victim] = workerPids(gateway.output());
 
-    let stop = false;
-    const statuses: number[] = [];
-    const failures: string[] = [];
-    const load = (async () => {
-      while (!stop) {
-        // A new connection per request: a request is in flight on the victim only while it runs.
-        await httpRequest(`${gateway.url}/api/auth/load`, {
-          agent: false,
-          signal: AbortSignal.timeout(2000),
-        }).then(
-          (res) => statuses.push(res.status),
-          (err: Error) => failures.push(err.message),
-        );
-      }
-    })();
-    await sleep(300);
-    process.kill(victim, 'SIGKILL');
-    await sleep(300);
-    const health = await httpRequest(`${gateway.url}/health`);
-    expect(health.status).toBe(200);
-    for (let i = 0; i < 50 && workerPids(gateway.output()).length < 3; i++) await sleep(100);
-    await sleep(300);
-    stop = true;
-    await load;
+      let stop = false;
+      const statuses: number[] = [];
+      const failures: string[] = [];
+      const load = (async () => {
+        while (!stop) {
+          // A new connection per request: a request is in flight on the victim only while it runs.
+          await httpRequest(`${gateway.url}/api/auth/load`, {
+            agent: false,
+            signal: AbortSignal.timeout(2000),
+          }).then(
+            (res) => statuses.push(res.status),
+            (err: Error) => failures.push(err.message),
+          );
+        }
+      })();
+      await sleep(300);
+      process.kill(victim, 'SIGKILL');
+      await sleep(300);
+      const health = await httpRequest(`${gateway.url}/health`);
+      expect(health.status).toBe(200);
+      for (let i = 0; i < 50 && workerPids(gateway.output()).length < 3; i++) await sleep(100);
+      await sleep(300);
+      stop = true;
+      await load;
 
-    expect(gateway.output()).toContain('worker died, starting another');
-    expect(workerPids(gateway.output())).toHaveLength(3);
-    // At most the one request that was on the victim when it died.
-    expect(failures.length).toBeLessThanOrEqual(1);
-    expect(statuses.length).toBeGreaterThan(20);
-    expect(statuses.every((s) => s === 200)).toBe(true);
+      expect(gateway.output()).toContain('worker died, starting another');
+      expect(workerPids(gateway.output())).toHaveLength(3);
+      // At most the one request that was on the victim when it died.
+      expect(failures.length).toBeLessThanOrEqual(1);
+      expect(statuses.length).toBeGreaterThan(20);
+      expect(statuses.every((s) => s === 200)).toBe(true);
 
-    const exited = once(gateway.child, 'exit');
-    gateway.child.kill('SIGTERM');
-    const [code] = await exited;
-    expect(code).toBe(0);
-    expect(gateway.output()).toContain('every worker has drained, exiting');
+      const exited = once(gateway.child, 'exit');
+      gateway.child.kill('SIGTERM');
+      const [code] = await exited;
+      expect(code).toBe(0);
+      expect(gateway.output()).toContain('every worker has drained, exiting');
+    } finally {
+      await gateway.stop();
+    }
   }, 60_000);
 });
