@@ -14,6 +14,7 @@ import { recordOf, RequestObserver, type RequestRecord } from '@helix/gateway-ob
 import {
   type Exchange,
   type ExchangeHooks,
+  forward,
   moveExchange,
   openExchange,
   rejectOversizedBody,
@@ -47,15 +48,20 @@ function canRetry(req: IncomingMessage): boolean {
   );
 }
 
-/** Connect failures, and a reset of a reused keep-alive socket before any answer. */
-function isSafeToRetry(err: NodeJS.ErrnoException, exchange: Exchange): boolean {
+/**
+ * Connect failures, and a connection closed before any answer, as nginx's default
+ * `proxy_next_upstream error` retries. Only a request with no body is retried, and undici
+ * carries every such request.
+ */
+function isSafeToRetry(err: NodeJS.ErrnoException): boolean {
   switch (err.code) {
     case 'ECONNREFUSED':
     case 'ECONNECTTIMEOUT':
-      return true;
+    case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'UND_ERR_SOCKET':
     case 'ECONNRESET':
     case 'EPIPE':
-      return exchange.proxyReq?.reusedSocket === true;
+      return true;
     default:
       return false;
   }
@@ -143,7 +149,7 @@ export class GatewayPipeline {
     upstream.budget.recordRequest(now);
     this.forwardHeaders(req, requestId, instance, false);
     if (route.stripPrefix) req.url = stripPrefix(target.url, route.prefix);
-    openExchange(
+    const exchange = openExchange(
       {
         req,
         requestId,
@@ -161,7 +167,7 @@ export class GatewayPipeline {
       },
       this.hooks,
     );
-    void instance.proxy(req, res);
+    forward(exchange);
     return true;
   }
 
@@ -188,7 +194,7 @@ export class GatewayPipeline {
     }
     this.forwardHeaders(req, requestId, instance, false);
     req.url = '/health';
-    openExchange(
+    const exchange = openExchange(
       {
         req,
         requestId,
@@ -205,7 +211,7 @@ export class GatewayPipeline {
       },
       this.hooks,
     );
-    void instance.proxy(req, res);
+    forward(exchange);
     return true;
   }
 
@@ -297,12 +303,12 @@ export class GatewayPipeline {
   }
 
   /**
-   * A retry, when it is safe: a connect failure (or a reset of a reused socket before any
-   * answer) of a request with no body and an idempotent method, at most once, on another
+   * A retry, when it is safe: a connect failure (or a connection closed before any answer) of
+   * a request with no body and an idempotent method, at most once, on another
    * instance, and within the service's retry budget.
    */
   private retry(exchange: Exchange, err: NodeJS.ErrnoException): boolean {
-    if (!exchange.retryable || exchange.tries >= MAX_TRIES || !isSafeToRetry(err, exchange)) {
+    if (!exchange.retryable || exchange.tries >= MAX_TRIES || !isSafeToRetry(err)) {
       return false;
     }
     const now = Date.now();
@@ -315,7 +321,7 @@ export class GatewayPipeline {
     moveExchange(exchange, next);
     exchange.req.headers.host = next.host;
     if (exchange.record) exchange.record.retries++;
-    void next.proxy(exchange.req, exchange.target as ServerResponse);
+    forward(exchange);
     return true;
   }
 }

@@ -17,10 +17,20 @@ describe('classifyUpstreamError', () => {
     ['HPE_UNEXPECTED_CONTENT_LENGTH', 'bad_response', 502],
     ['ETIMEDOUT', 'timeout', 504],
     ['ERR_UPSTREAM_UPGRADE_TIMEOUT', 'timeout', 504],
+    ['UND_ERR_SOCKET', 'reset', 502],
+    ['UND_ERR_CONNECT_TIMEOUT', 'connect_timeout', 504],
+    ['UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'bad_response', 502],
     ['EWHATEVER', 'failed', 502],
   ])('maps %s to %s (%d)', (code, failure, status) => {
     expect(classifyUpstreamError(errno(code))).toBe(failure);
     expect(UPSTREAM_FAILURES[classifyUpstreamError(errno(code))].status).toBe(status);
+  });
+
+  it("maps undici's parse error to bad_response, with or without an HPE_ code", () => {
+    const parseError = Object.assign(new Error('Invalid response status'), {
+      name: 'HTTPParserError',
+    });
+    expect(classifyUpstreamError(parseError)).toBe('bad_response');
   });
 
   it('maps an error without a code, or no error at all, to failed', () => {

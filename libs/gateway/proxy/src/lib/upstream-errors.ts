@@ -36,11 +36,19 @@ const BY_ERRNO: Record<string, UpstreamFailure> = {
   ERR_UPSTREAM_UPGRADE_TIMEOUT: 'timeout',
   ECONNECTTIMEOUT: 'connect_timeout',
   ESTREAMIDLE: 'body_idle',
+  // undici's own errors (lib/core/errors.js).
+  UND_ERR_SOCKET: 'reset',
+  UND_ERR_CONNECT_TIMEOUT: 'connect_timeout',
+  UND_ERR_HEADERS_OVERFLOW: 'bad_response',
+  UND_ERR_RES_CONTENT_LENGTH_MISMATCH: 'bad_response',
+  UND_ERR_RES_EXCEEDED_MAX_SIZE: 'bad_response',
 };
 
-/** Maps a Node.js error from an upstream exchange to its entry in UPSTREAM_FAILURES. */
+/** Maps a Node.js or undici error from an upstream exchange to its entry in UPSTREAM_FAILURES. */
 export function classifyUpstreamError(err: unknown): UpstreamFailure {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  // undici's parse errors do not always carry an HPE_ code.
+  if ((err as Error | undefined)?.name === 'HTTPParserError') return 'bad_response';
   if (typeof code !== 'string') return 'failed';
   // llhttp's parse errors (HPE_*) mean the upstream broke HTTP framing.
   if (code.startsWith('HPE_')) return 'bad_response';

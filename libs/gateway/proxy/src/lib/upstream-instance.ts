@@ -1,6 +1,7 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { createProxyMiddleware, type RequestHandler } from 'http-proxy-middleware';
+import { Pool } from 'undici';
 import { exchangePlugin } from './exchange';
 
 /** What the background checker last concluded about an instance. */
@@ -17,13 +18,15 @@ export interface OutlierPolicy {
 const MAX_EJECTION_FACTOR = 30;
 
 /**
- * One instance of a service: its own keep-alive pool and streaming proxy, built once, and what
+ * One instance of a service: its own keep-alive pools (undici's for most requests, `node:http`'s
+ * for chunked uploads, WebSockets and health checks), its streaming proxy, built once, and what
  * the active checker and the passive detector know of it.
  */
 export class UpstreamInstance {
   /** `host[:port]`, the Host header the instance receives. */
   readonly host: string;
   readonly agent: HttpAgent;
+  readonly pool: Pool;
   readonly proxy: RequestHandler;
   inFlight = 0;
   health: InstanceHealth = 'unknown';
@@ -52,6 +55,15 @@ export class UpstreamInstance {
       timeout: idleTimeoutMs,
     };
     this.agent = url.protocol === 'https:' ? new HttpsAgent(options) : new HttpAgent(options);
+    this.pool = new Pool(url.origin, {
+      // Like the agent: an upstream's `Keep-Alive: timeout=` hint minus a second, never longer.
+      keepAliveTimeout: idleTimeoutMs,
+      keepAliveMaxTimeout: idleTimeoutMs,
+      keepAliveTimeoutThreshold: 1000,
+      // The exchange's own timers limit the wait for the head and the body's idle time.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+    });
     this.proxy = createProxyMiddleware({
       // A URL object, not a string: httpxy would parse a string again on every request.
       target: url,
@@ -79,7 +91,7 @@ export class UpstreamInstance {
     this.inFlight--;
     // A probe that ended without a verdict (the client left) lets the next one through.
     this.probing = false;
-    if (this.retired && this.inFlight === 0) this.agent.destroy();
+    if (this.retired && this.inFlight === 0) this.close();
   }
 
   /** The upstream answered below 500: it is fine, and an ejected one is back. */
@@ -128,6 +140,12 @@ export class UpstreamInstance {
   /** Out of the route table (hot reload): no new requests; the pool closes when idle. */
   retire(): void {
     this.retired = true;
-    if (this.inFlight === 0) this.agent.destroy();
+    if (this.inFlight === 0) this.close();
+  }
+
+  /** Closes both pools' connections. */
+  close(): void {
+    this.agent.destroy();
+    void this.pool.destroy();
   }
 }

@@ -85,7 +85,7 @@ export class UpstreamRegistry implements OnModuleDestroy {
 
   onModuleDestroy(): void {
     for (const service of this.table.services.values()) {
-      for (const instance of service.instances) instance.agent.destroy();
+      for (const instance of service.instances) instance.close();
     }
   }
 }
