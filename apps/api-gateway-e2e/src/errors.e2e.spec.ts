@@ -1,4 +1,9 @@
-import { httpRequest } from '@helix/shared-testing';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
+import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type GatewayProcess, httpRequest, startGateway } from '@helix/shared-testing';
 import { closedPort, usePlatform } from './support';
 
 describe('upstream failures', () => {
@@ -103,5 +108,65 @@ describe('upstream failures', () => {
     expect(Date.now() - started).toBeLessThan(1000);
     expect((await httpRequest(`${platform.gateway.url}/heartbeat`)).status).toBe(200);
     expect(platform.gateway.child.exitCode).toBeNull();
+  });
+});
+
+describe('upstream connect timeout', () => {
+  // An upstream that never completes a connection: a listener whose event loop is blocked, so
+  // it never accepts, with its accept queue (backlog 1) filled by the test's own sockets. The
+  // kernel then drops every further SYN, as a firewall that silently drops would.
+  let listener: ChildProcess;
+  let gateway: GatewayProcess;
+  const fillers: Socket[] = [];
+  beforeAll(async () => {
+    listener = spawn(
+      process.execPath,
+      [
+        '-e',
+        `require('node:net').createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, function () {
+          process.stdout.write(this.address().port + '\\n');
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60000);
+        });`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const [line] = (await once(listener.stdout as Readable, 'data')) as [Buffer];
+    const port = Number(line.toString().trim());
+    // Connect until one hangs: from then on the queue is full.
+    for (let i = 0; i < 16; i++) {
+      const socket = connect(port, '127.0.0.1');
+      socket.on('error', () => undefined);
+      fillers.push(socket);
+      const connected = await Promise.race([
+        once(socket, 'connect').then(() => true),
+        sleep(300).then(() => false),
+      ]);
+      if (!connected) break;
+    }
+    gateway = await startGateway({
+      AUTH_SERVICE_URL: `http://127.0.0.1:${port}`,
+      CONNECT_TIMEOUT_MS: '300',
+      PROXY_TIMEOUT_MS: '5000',
+      // One check at start-up fails; it takes two in a row to mark the instance down.
+      HEALTH_CHECK_INTERVAL_MS: '3600000',
+    });
+  });
+  afterAll(async () => {
+    await gateway?.stop();
+    for (const socket of fillers) socket.destroy();
+    listener?.kill('SIGKILL');
+  });
+
+  it('answers 504 after CONNECT_TIMEOUT_MS, long before PROXY_TIMEOUT_MS', async () => {
+    const started = Date.now();
+    const res = await httpRequest(`${gateway.url}/api/auth/login`);
+    const elapsed = Date.now() - started;
+    expect(res.status).toBe(504);
+    expect(res.json()).toMatchObject({
+      error: 'Gateway Timeout',
+      message: 'The upstream service could not be reached in time',
+    });
+    expect(elapsed).toBeGreaterThanOrEqual(250);
+    expect(elapsed).toBeLessThan(3000);
   });
 });
