@@ -400,9 +400,10 @@ function failExchange(exchange: Exchange, err: Error): void {
   logger.warn(
     `upstream ${failure} service=${exchange.service} requestId=${exchange.requestId} code=${(err as NodeJS.ErrnoException).code ?? 'none'}`,
   );
-  // After the response head, the body stream ends or is cut by http-proxy itself (a truncated
-  // body destroys the client connection). A complete bodiless 204 or 304 followed by stray
-  // bytes fails the upstream socket but still reaches the client as the upstream sent it.
+  // After the response head, the engine has already ended or cut the client's response
+  // (UndiciDispatch.onError, or http-proxy's own stream): a truncated body destroys the client
+  // connection, while a complete bodiless 204 or 304 followed by stray bytes fails the upstream
+  // socket but still reaches the client as the upstream sent it. Only the failure is recorded.
   if (exchange.responded) {
     if (exchange.record) exchange.record.upstreamFailure = failure;
     return;
@@ -484,7 +485,6 @@ class UndiciDispatch implements Dispatcher.DispatchHandler {
       const value = headers[name];
       if (value !== undefined) res.setHeader(name, value);
     }
-    res.statusCode = statusCode;
     if (statusText !== '') res.statusMessage = statusText;
     res.writeHead(statusCode);
     res.on('drain', resume);
