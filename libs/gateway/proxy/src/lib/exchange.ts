@@ -30,7 +30,7 @@ export interface ExchangeHooks {
   /** Add `Server-Timing: gw, upstream, total` to proxied responses. */
   readonly serverTiming: boolean;
   /** Tries the request on another instance after a failure; true when it did. */
-  readonly retry: (exchange: Exchange, err: NodeJS.ErrnoException) => boolean;
+  readonly retry: (exchange: Exchange, failure: UpstreamFailure) => boolean;
 }
 
 /** What the pipeline knows of a request when it hands it to an upstream. */
@@ -391,7 +391,7 @@ function failExchange(exchange: Exchange, err: Error): void {
   if (exchange.answered) return;
   const failure = classifyUpstreamError(err);
   if (!exchange.responded) reportOutcome(exchange, false);
-  if (!exchange.responded && exchange.hooks.retry(exchange, err as NodeJS.ErrnoException)) {
+  if (!exchange.responded && exchange.hooks.retry(exchange, failure)) {
     logger.warn(
       `retrying on another instance after ${failure} service=${exchange.service} requestId=${exchange.requestId}`,
     );
@@ -411,6 +411,8 @@ function failExchange(exchange: Exchange, err: Error): void {
   answerFailure(exchange, failure);
 }
 
+const resumeNothing = (): void => undefined;
+
 /**
  * One try of an exchange on undici: the request goes out through the instance's pool, and the
  * response head, body (with backpressure) and trailers are written to the client as they come.
@@ -421,6 +423,8 @@ class UndiciDispatch implements Dispatcher.DispatchHandler {
   /** The gateway has given up on this try; whatever undici reports from here on goes nowhere. */
   cancelled = false;
   private bodiless = false;
+  /** undici's resume of a paused response, set with the head. */
+  private resume: () => void = resumeNothing;
   private abort: ((err?: Error) => void) | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
 
@@ -487,14 +491,17 @@ class UndiciDispatch implements Dispatcher.DispatchHandler {
     }
     if (statusText !== '') res.statusMessage = statusText;
     res.writeHead(statusCode);
-    res.on('drain', resume);
+    this.resume = resume;
     return true;
   }
 
   onData(chunk: Buffer): boolean {
     if (this.cancelled) return true;
     this.idleTimer?.refresh();
-    return this.res.write(chunk);
+    if (this.res.write(chunk)) return true;
+    // The client reads slower than the upstream sends: undici pauses until the client drains.
+    this.res.once('drain', this.resume);
+    return false;
   }
 
   // Buffers at run time, whatever undici's types say (client-h1.js hands the parser's raw list).

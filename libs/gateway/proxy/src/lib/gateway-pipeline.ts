@@ -22,7 +22,7 @@ import {
 import { GatewayLifecycle } from './gateway-lifecycle';
 import { applyRequestHeaderPolicy } from './header-policy';
 import { isRejectedTarget, normalizeRequestTarget } from './request-target';
-import { UPSTREAM_FAILURES } from './upstream-errors';
+import { UPSTREAM_FAILURES, type UpstreamFailure } from './upstream-errors';
 import type { UpstreamInstance } from './upstream-instance';
 import { UpstreamRegistry } from './upstream-registry';
 
@@ -49,23 +49,14 @@ function canRetry(req: IncomingMessage): boolean {
 }
 
 /**
- * Connect failures, and a connection closed before any answer, as nginx's default
- * `proxy_next_upstream error` retries. Only a request with no body is retried, and undici
- * carries every such request.
+ * Connect failures, and a connection closed before any answer (however the engine names it),
+ * as nginx's default `proxy_next_upstream error` retries.
  */
-function isSafeToRetry(err: NodeJS.ErrnoException): boolean {
-  switch (err.code) {
-    case 'ECONNREFUSED':
-    case 'ECONNECTTIMEOUT':
-    case 'UND_ERR_CONNECT_TIMEOUT':
-    case 'UND_ERR_SOCKET':
-    case 'ECONNRESET':
-    case 'EPIPE':
-      return true;
-    default:
-      return false;
-  }
-}
+const RETRYABLE_FAILURES: ReadonlySet<UpstreamFailure> = new Set([
+  'refused',
+  'connect_timeout',
+  'reset',
+]);
 
 /**
  * The request path, written down once. For every request, in this order:
@@ -307,8 +298,8 @@ export class GatewayPipeline {
    * a request with no body and an idempotent method, at most once, on another
    * instance, and within the service's retry budget.
    */
-  private retry(exchange: Exchange, err: NodeJS.ErrnoException): boolean {
-    if (!exchange.retryable || exchange.tries >= MAX_TRIES || !isSafeToRetry(err)) {
+  private retry(exchange: Exchange, failure: UpstreamFailure): boolean {
+    if (!exchange.retryable || exchange.tries >= MAX_TRIES || !RETRYABLE_FAILURES.has(failure)) {
       return false;
     }
     const now = Date.now();
