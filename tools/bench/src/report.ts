@@ -159,9 +159,10 @@ export function formatReport(r: BenchResults): string {
     row('', (p) => p),
     row('RSS idle, after start-up', (p) => mib(m[p].rssIdleBytes)),
     row('RSS max during the saturation runs', (p) => mib(m[p].rssMaxSaturationBytes)),
-    row(`download of ${integer.format(m.gateway.download.bytes)} bytes`, (p) => {
-      return `${twoDecimals.format(download(p).seconds)} s`;
-    }),
+    row(
+      `download of ${integer.format(m.gateway.download.bytes)} bytes`,
+      (p) => `${twoDecimals.format(download(p).seconds)} s`,
+    ),
     row('  RSS before', (p) => mib(download(p).rssBeforeBytes)),
     row('  RSS max during', (p) => mib(download(p).rssMaxBytes)),
     row('  RSS after', (p) => mib(download(p).rssAfterBytes)),
