@@ -17,7 +17,7 @@ import {
   installGracefulShutdown,
   superviseWorkers,
   workerCount,
-} from '@helix/gateway-proxy';
+} from '@helix/gateway-server';
 import { AppModule } from './app/app.module';
 
 function loadConfigOrExit(): GatewayConfig {

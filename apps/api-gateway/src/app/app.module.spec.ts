@@ -3,7 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { loadGatewayConfig } from '@helix/gateway-config';
 import { createRootLogger } from '@helix/gateway-observability';
-import { attachGateway, GatewayHttpAdapter } from '@helix/gateway-proxy';
+import { attachGateway, GatewayHttpAdapter } from '@helix/gateway-server';
 import { httpRequest, startStubUpstream, type StubUpstream } from '@helix/shared-testing';
 import { AppModule } from './app.module';
 

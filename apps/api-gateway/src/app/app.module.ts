@@ -2,7 +2,7 @@ import { type DynamicModule, Module } from '@nestjs/common';
 import { type GatewayConfig, GatewayConfigModule } from '@helix/gateway-config';
 import { HealthModule } from '@helix/gateway-health';
 import { ObservabilityModule } from '@helix/gateway-observability';
-import { ProxyModule } from '@helix/gateway-proxy';
+import { ServerModule } from '@helix/gateway-server';
 import type { Logger } from 'pino';
 import { name, version } from '../../package.json';
 
@@ -14,7 +14,7 @@ export class AppModule {
       imports: [
         GatewayConfigModule.forRoot(config),
         ObservabilityModule.forRoot(logger),
-        ProxyModule,
+        ServerModule,
         HealthModule.forRoot({ name, version }),
       ],
     };

@@ -10,7 +10,7 @@ import {
   Res,
 } from '@nestjs/common';
 import { GATEWAY_CONFIG, type GatewayConfig } from '@helix/gateway-config';
-import { GatewayLifecycle, GatewayPipeline, UpstreamRegistry } from '@helix/gateway-proxy';
+import { GatewayLifecycle, GatewayPipeline, UpstreamRegistry } from '@helix/gateway-router';
 import { GATEWAY_BUILD_INFO, type GatewayBuildInfo } from './build-info';
 import { UpstreamHealthChecker } from './upstream-health.checker';
 

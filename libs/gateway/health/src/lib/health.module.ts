@@ -1,5 +1,5 @@
 import { type DynamicModule, Module } from '@nestjs/common';
-import { ProxyModule } from '@helix/gateway-proxy';
+import { RouterModule } from '@helix/gateway-router';
 import { GATEWAY_BUILD_INFO, type GatewayBuildInfo } from './build-info';
 import { HealthController } from './health.controller';
 import { UpstreamHealthChecker } from './upstream-health.checker';
@@ -9,7 +9,7 @@ export class HealthModule {
   static forRoot(build: GatewayBuildInfo): DynamicModule {
     return {
       module: HealthModule,
-      imports: [ProxyModule],
+      imports: [RouterModule],
       controllers: [HealthController],
       providers: [UpstreamHealthChecker, { provide: GATEWAY_BUILD_INFO, useValue: build }],
       exports: [UpstreamHealthChecker],

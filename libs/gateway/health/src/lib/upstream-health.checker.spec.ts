@@ -1,6 +1,6 @@
 import { loadGatewayConfig } from '@helix/gateway-config';
 import { GatewayMetrics } from '@helix/gateway-observability';
-import { UpstreamRegistry } from '@helix/gateway-proxy';
+import { UpstreamRegistry } from '@helix/gateway-router';
 import { startStubUpstream, type StubUpstream } from '@helix/shared-testing';
 import { UpstreamHealthChecker } from './upstream-health.checker';
 

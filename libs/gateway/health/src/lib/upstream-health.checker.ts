@@ -9,7 +9,8 @@ import {
 } from '@nestjs/common';
 import { GATEWAY_CONFIG, type GatewayConfig } from '@helix/gateway-config';
 import { GatewayMetrics } from '@helix/gateway-observability';
-import { type UpstreamInstance, UpstreamRegistry } from '@helix/gateway-proxy';
+import { UpstreamRegistry } from '@helix/gateway-router';
+import type { UpstreamInstance } from '@helix/gateway-upstream';
 
 export type ServiceState = 'up' | 'down' | 'unknown';
 

@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { resolveRequestId, writeSocketError } from '@helix/gateway-edge';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { GatewayPipeline } from './gateway-pipeline';
+import { GatewayPipeline } from '@helix/gateway-router';
 
 /**
  * Puts the gateway's pipeline in front of Express on Nest's own HTTP server: proxied prefixes
@@ -43,7 +43,7 @@ const CLIENT_ERRORS: Record<string, [number, string]> = {
  * headers) or a client too slow to send it: a JSON error when nothing was written on that
  * connection yet, then the connection is closed, as Node's own handler does.
  */
-function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   const net = socket as Socket;
   if (err.code === 'ECONNRESET' || !net.writable || net.bytesWritten > 0) {
     net.destroy();

@@ -1,7 +1,7 @@
 import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import { GATEWAY_CONFIG, type GatewayConfig, type GatewayRoute } from '@helix/gateway-config';
 import { createRouteMatcher } from './route-matcher';
-import { UpstreamService } from './upstream-service';
+import { UpstreamService } from '@helix/gateway-upstream';
 
 /** A route with the service that answers it. */
 export interface CompiledRoute extends GatewayRoute {

@@ -1,8 +1,9 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import { createProxyMiddleware, type RequestHandler } from 'http-proxy-middleware';
+import type { RequestHandler } from 'http-proxy-middleware';
 import { Pool } from 'undici';
-import { exchangePlugin } from './exchange';
+import type { ExchangeEndpoint } from './exchange';
+import { createHttpProxy } from './http-proxy.engine';
 
 /** What the background checker last concluded about an instance. */
 export type InstanceHealth = 'up' | 'down' | 'unknown';
@@ -22,7 +23,7 @@ const MAX_EJECTION_FACTOR = 30;
  * for chunked uploads, WebSockets and health checks), its streaming proxy, built once, and what
  * the active checker and the passive detector know of it.
  */
-export class UpstreamInstance {
+export class UpstreamInstance implements ExchangeEndpoint {
   /** `host[:port]`, the Host header the instance receives. */
   readonly host: string;
   readonly agent: HttpAgent;
@@ -64,13 +65,7 @@ export class UpstreamInstance {
       headersTimeout: 0,
       bodyTimeout: 0,
     });
-    this.proxy = createProxyMiddleware({
-      // A URL object, not a string: httpxy would parse a string again on every request.
-      target: url,
-      agent: this.agent,
-      ejectPlugins: true,
-      plugins: [exchangePlugin],
-    });
+    this.proxy = createHttpProxy(url, this.agent);
   }
 
   /** May this instance take a request now? An ended ejection admits one probe at a time. */

@@ -1,21 +1,13 @@
 import { Module } from '@nestjs/common';
-import { APP_FILTER } from '@nestjs/core';
 import { EdgeModule } from '@helix/gateway-edge';
-import { GatewayExceptionFilter } from './gateway-exception.filter';
 import { GatewayLifecycle } from './gateway-lifecycle';
 import { GatewayPipeline } from './gateway-pipeline';
-import { RouteReloader } from './route-reloader';
 import { UpstreamRegistry } from './upstream-registry';
 
+/** The route table in force and the pipeline that runs every request through it. */
 @Module({
   imports: [EdgeModule],
-  providers: [
-    GatewayLifecycle,
-    UpstreamRegistry,
-    GatewayPipeline,
-    RouteReloader,
-    { provide: APP_FILTER, useClass: GatewayExceptionFilter },
-  ],
+  providers: [GatewayLifecycle, UpstreamRegistry, GatewayPipeline],
   exports: [GatewayLifecycle, UpstreamRegistry, GatewayPipeline],
 })
-export class ProxyModule {}
+export class RouterModule {}

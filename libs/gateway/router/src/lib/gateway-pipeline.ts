@@ -6,6 +6,7 @@ import { GATEWAY_CONFIG, type GatewayConfig } from '@helix/gateway-config';
 import {
   assignRequestId,
   EdgePolicies,
+  rejectOversizedBody,
   resolveRequestId,
   sendError,
   writeSocketError,
@@ -13,17 +14,17 @@ import {
 import { recordOf, RequestObserver, type RequestRecord } from '@helix/gateway-observability';
 import {
   type Exchange,
+  type ExchangeEndpoint,
   type ExchangeHooks,
   forward,
   moveExchange,
   openExchange,
-  rejectOversizedBody,
-} from './exchange';
+  UPSTREAM_FAILURES,
+  type UpstreamFailure,
+} from '@helix/gateway-upstream';
 import { GatewayLifecycle } from './gateway-lifecycle';
-import { applyRequestHeaderPolicy } from './header-policy';
+import { applyRequestHeaderPolicy, applyResponseHeaderPolicy } from './header-policy';
 import { isRejectedTarget, normalizeRequestTarget } from './request-target';
-import { UPSTREAM_FAILURES, type UpstreamFailure } from './upstream-errors';
-import type { UpstreamInstance } from './upstream-instance';
 import { UpstreamRegistry } from './upstream-registry';
 
 const BAD_PATH = 'The request path is malformed or ambiguous';
@@ -81,7 +82,10 @@ export class GatewayPipeline {
     private readonly lifecycle: GatewayLifecycle,
   ) {
     this.hooks = {
-      onUpstreamHeaders: edge.onUpstreamHeaders.bind(edge),
+      onUpstreamHeaders: (headers, res, requestId) => {
+        applyResponseHeaderPolicy(headers, res.shouldKeepAlive, requestId);
+        edge.onUpstreamHeaders(headers, res);
+      },
       serverTiming: config.SERVER_TIMING,
       retry: this.retry.bind(this),
     };
@@ -272,7 +276,7 @@ export class GatewayPipeline {
   private forwardHeaders(
     req: IncomingMessage,
     requestId: string,
-    instance: UpstreamInstance,
+    instance: ExchangeEndpoint,
     upgrade: boolean,
   ): void {
     applyRequestHeaderPolicy(

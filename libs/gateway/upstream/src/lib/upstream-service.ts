@@ -1,5 +1,5 @@
-import type { OutlierPolicy } from './upstream-instance';
-import { UpstreamInstance } from './upstream-instance';
+import type { ExchangeEndpoint, ExchangeUpstream } from './exchange';
+import { type OutlierPolicy, UpstreamInstance } from './upstream-instance';
 
 export type BalancePolicy = 'round-robin' | 'least-in-flight';
 
@@ -54,7 +54,7 @@ function sum(values: readonly number[]): number {
 }
 
 /** A service and its instances, shared by every route that names it. */
-export class UpstreamService {
+export class UpstreamService implements ExchangeUpstream {
   readonly instances: readonly UpstreamInstance[];
   readonly budget: RetryBudget;
   private next = 0;
@@ -78,7 +78,7 @@ export class UpstreamService {
    * least-in-flight among the available ones. Undefined when none is available: the caller
    * answers 503 at once rather than wait on a connect timeout.
    */
-  pick(now: number, avoid?: UpstreamInstance): UpstreamInstance | undefined {
+  pick(now: number, avoid?: ExchangeEndpoint): UpstreamInstance | undefined {
     const instances = this.instances;
     const count = instances.length;
     let chosen: UpstreamInstance | undefined;

@@ -12,7 +12,7 @@ import {
   loadRouteFile,
 } from '@helix/gateway-config';
 import { EdgePolicies } from '@helix/gateway-edge';
-import { UpstreamRegistry } from './upstream-registry';
+import { UpstreamRegistry } from '@helix/gateway-router';
 
 /**
  * Hot reload of GATEWAY_ROUTES_FILE on SIGHUP. A valid file takes effect for new requests,

@@ -4,8 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Logger } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { GATEWAY_CONFIG, type GatewayConfig } from '@helix/gateway-config';
-import { GatewayLifecycle } from './gateway-lifecycle';
-import { GatewayPipeline } from './gateway-pipeline';
+import { GatewayLifecycle, GatewayPipeline } from '@helix/gateway-router';
 
 const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 

@@ -1,0 +1,5 @@
+module.exports = {
+  displayName: 'gateway-router',
+  preset: '../../../jest.preset.js',
+  coverageDirectory: '../../../coverage/libs/gateway/router',
+};

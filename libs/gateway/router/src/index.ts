@@ -1,0 +1,4 @@
+export * from './lib/gateway-lifecycle';
+export * from './lib/gateway-pipeline';
+export * from './lib/router.module';
+export * from './lib/upstream-registry';

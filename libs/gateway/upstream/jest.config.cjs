@@ -1,0 +1,5 @@
+module.exports = {
+  displayName: 'gateway-upstream',
+  preset: '../../../jest.preset.js',
+  coverageDirectory: '../../../coverage/libs/gateway/upstream',
+};
