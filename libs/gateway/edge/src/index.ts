@@ -1,3 +1,4 @@
+export * from './lib/body-guard';
 export * from './lib/body-limits';
 export * from './lib/client-ip';
 export * from './lib/cors.policy';

@@ -2,8 +2,10 @@ export {
   type Exchange,
   type ExchangeEndpoint,
   type ExchangeHooks,
+  hasBody,
   moveExchange,
   openExchange,
+  refuseRequest,
 } from './lib/exchange';
 export { forward } from './lib/forward';
 export { UPSTREAM_FAILURES, type UpstreamFailure } from './lib/upstream-errors';

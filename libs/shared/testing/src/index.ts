@@ -1,4 +1,4 @@
-export { patternSha256 } from './lib/download-pattern';
+export { patternChunk, patternSha256 } from './lib/download-pattern';
 export * from './lib/stub-upstream';
 export * from './lib/gateway-process';
 export * from './lib/http-client';

@@ -22,7 +22,13 @@ export const DEFAULT_COMPRESSION_THRESHOLD_BYTES = 1024;
 export const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
 export const DEFAULT_MAX_HEADERS_COUNT = 100;
 export const DEFAULT_HEADERS_TIMEOUT_MS = 20_000;
-export const DEFAULT_REQUEST_TIMEOUT_MS = 300_000;
+/** 0 = no limit on a whole request, as Envoy's `request_timeout`: bodies are guarded by how they move. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 0;
+/** nginx's `client_body_timeout` is 60 s; half of it, as the body guard counts only the client's share. */
+export const DEFAULT_BODY_IDLE_TIMEOUT_MS = 30_000;
+/** Apache `mod_reqtimeout`'s default `body=20,MinRate=500`. */
+export const DEFAULT_BODY_MIN_RATE_BYTES_PER_S = 500;
+export const DEFAULT_BODY_MIN_RATE_GRACE_MS = 20_000;
 /** Longer than a load balancer's idle timeout (60 s on most), so the gateway never closes first. */
 export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 65_000;
 /** Shorter than the 5 s of Node.js upstreams, so a pooled socket is never reused as it closes. */
@@ -282,6 +288,9 @@ export const envSchema = z.object({
   MAX_HEADERS_COUNT: integer(1, 10_000, DEFAULT_MAX_HEADERS_COUNT),
   HEADERS_TIMEOUT_MS: integer(1, 3_600_000, DEFAULT_HEADERS_TIMEOUT_MS),
   REQUEST_TIMEOUT_MS: integer(0, 86_400_000, DEFAULT_REQUEST_TIMEOUT_MS),
+  BODY_IDLE_TIMEOUT_MS: integer(0, 3_600_000, DEFAULT_BODY_IDLE_TIMEOUT_MS),
+  BODY_MIN_RATE_BYTES_PER_S: integer(0, 1_000_000_000, DEFAULT_BODY_MIN_RATE_BYTES_PER_S),
+  BODY_MIN_RATE_GRACE_MS: integer(0, 3_600_000, DEFAULT_BODY_MIN_RATE_GRACE_MS),
   KEEP_ALIVE_TIMEOUT_MS: integer(1, 3_600_000, DEFAULT_KEEP_ALIVE_TIMEOUT_MS),
   UPSTREAM_IDLE_TIMEOUT_MS: integer(1, 3_600_000, DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS),
   CONNECT_TIMEOUT_MS: integer(1, 600_000, DEFAULT_CONNECT_TIMEOUT_MS),

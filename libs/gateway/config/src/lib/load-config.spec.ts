@@ -42,6 +42,10 @@ describe('loadGatewayConfig', () => {
       GATEWAY_WORKERS: 1,
       SHUTDOWN_DELAY_MS: 0,
       SHUTDOWN_TIMEOUT_MS: 30000,
+      REQUEST_TIMEOUT_MS: 0,
+      BODY_IDLE_TIMEOUT_MS: 30000,
+      BODY_MIN_RATE_BYTES_PER_S: 500,
+      BODY_MIN_RATE_GRACE_MS: 20000,
     });
     expect(config.routes.map((r) => [r.prefix, r.service, r.targets.map(String)])).toEqual([
       ['/api/auth', 'auth', ['http://auth-service:3001/']],
@@ -182,6 +186,18 @@ describe('loadGatewayConfig', () => {
     [
       { HEADERS_TIMEOUT_MS: '5000', REQUEST_TIMEOUT_MS: '1000' },
       'HEADERS_TIMEOUT_MS="5000" must not exceed REQUEST_TIMEOUT_MS="1000"',
+    ],
+    [
+      { BODY_IDLE_TIMEOUT_MS: '-1' },
+      'BODY_IDLE_TIMEOUT_MS="-1" must be a whole number from 0 to 3600000',
+    ],
+    [
+      { BODY_MIN_RATE_BYTES_PER_S: '1.5' },
+      'BODY_MIN_RATE_BYTES_PER_S="1.5" must be a whole number from 0 to 1000000000',
+    ],
+    [
+      { BODY_MIN_RATE_GRACE_MS: 'soon' },
+      'BODY_MIN_RATE_GRACE_MS="soon" must be a whole number from 0 to 3600000',
     ],
     [
       { KEEP_ALIVE_TIMEOUT_MS: '0' },

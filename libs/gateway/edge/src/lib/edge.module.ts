@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
+import { BodyGuard } from './body-guard';
 import { EdgePolicies } from './edge-policies';
 
-@Module({ providers: [EdgePolicies], exports: [EdgePolicies] })
+@Module({ providers: [EdgePolicies, BodyGuard], exports: [EdgePolicies, BodyGuard] })
 export class EdgeModule {}

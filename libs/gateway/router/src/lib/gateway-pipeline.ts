@@ -5,6 +5,8 @@ import { Inject, Injectable } from '@nestjs/common';
 import { GATEWAY_CONFIG, type GatewayConfig } from '@helix/gateway-config';
 import {
   assignRequestId,
+  BODY_TOO_SLOW,
+  BodyGuard,
   EdgePolicies,
   rejectOversizedBody,
   resolveRequestId,
@@ -17,8 +19,10 @@ import {
   type ExchangeEndpoint,
   type ExchangeHooks,
   forward,
+  hasBody,
   moveExchange,
   openExchange,
+  refuseRequest,
   UPSTREAM_FAILURES,
   type UpstreamFailure,
 } from '@helix/gateway-upstream';
@@ -41,12 +45,7 @@ const MAX_TRIES = 2;
 
 /** A request that can be sent again: idempotent, and with no body that could be half gone. */
 function canRetry(req: IncomingMessage): boolean {
-  const length = req.headers['content-length'];
-  return (
-    IDEMPOTENT.has(req.method ?? '') &&
-    (length === undefined || length === '0') &&
-    req.headers['transfer-encoding'] === undefined
-  );
+  return IDEMPOTENT.has(req.method ?? '') && !hasBody(req);
 }
 
 /**
@@ -80,6 +79,7 @@ export class GatewayPipeline {
     private readonly edge: EdgePolicies,
     private readonly observer: RequestObserver,
     private readonly lifecycle: GatewayLifecycle,
+    private readonly bodyGuard: BodyGuard,
   ) {
     this.hooks = {
       onUpstreamHeaders: (headers, res, requestId) => {
@@ -162,6 +162,9 @@ export class GatewayPipeline {
       },
       this.hooks,
     );
+    if (hasBody(req)) {
+      this.bodyGuard.watch(req, res, () => refuseRequest(exchange, 408, BODY_TOO_SLOW));
+    }
     forward(exchange);
     return true;
   }

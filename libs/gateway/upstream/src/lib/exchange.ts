@@ -106,9 +106,12 @@ type Tagged = IncomingMessage & { [EXCHANGE]?: Exchange };
 const logger = new Logger('UpstreamExchange');
 
 /**
- * Opens the exchange of a request that is about to be proxied, with its time-to-first-byte
- * limit. The timer covers connecting, sending and waiting, and stops at the response's head,
- * so a long download or event stream is never cut by it.
+ * Opens the exchange of a request that is about to be proxied. Its time-to-first-byte limit
+ * counts, as Envoy's route timeout and nginx's `proxy_read_timeout` do, from the moment the
+ * request has been sent in full: at once for a request without a body, else when the engine
+ * has written the body's last byte ({@link requestSent}), so a long upload is never cut while
+ * it moves (slow bodies are the body guard's business). It stops at the response's head, so a
+ * long download or event stream is never cut by it either.
  */
 export function openExchange(init: ExchangeInit, hooks: ExchangeHooks): Exchange {
   const exchange: Exchange = {
@@ -124,10 +127,46 @@ export function openExchange(init: ExchangeInit, hooks: ExchangeHooks): Exchange
     responded: false,
     upgraded: false,
   };
-  exchange.timer = setTimeout(onUpstreamTimeout, init.timeoutMs, exchange);
+  if (!hasBody(init.req)) requestSent(exchange);
   (init.req as Tagged)[EXCHANGE] = exchange;
   init.target.once('close', () => onTargetClose(exchange));
   return exchange;
+}
+
+/** The request carries a body: chunked, or of a length above zero. */
+export function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/**
+ * The request has gone to the upstream in full: the time-to-first-byte clock starts, unless
+ * it runs already (a retry keeps the first try's clock) or the answer has come already (an
+ * upstream may answer before it reads the body, and is relayed at once).
+ */
+export function requestSent(exchange: Exchange): void {
+  if (exchange.timer !== undefined || exchange.responded || exchange.answered) return;
+  exchange.timer = setTimeout(onUpstreamTimeout, exchange.timeoutMs, exchange);
+}
+
+/**
+ * The gateway refuses the request while its body streams (too large, too slow): the upstream
+ * side is cut and the client answered with `status`, on a connection that then closes; when
+ * the upstream's answer has begun already, the connection is cut so the truncation shows.
+ */
+export function refuseRequest(exchange: Exchange, status: number, message: string): void {
+  if (exchange.answered) return;
+  exchange.answered = true;
+  settle(exchange);
+  abortUpstream(exchange);
+  const target = exchange.target;
+  if (!(target instanceof ServerResponse)) return;
+  if (target.headersSent) {
+    target.destroy();
+    return;
+  }
+  target.setHeader('connection', 'close');
+  sendError(target, status, message, exchange.requestId);
 }
 
 function onTargetClose(exchange: Exchange): void {

@@ -1,7 +1,7 @@
-import { type Agent, type IncomingMessage, ServerResponse } from 'node:http';
+import type { Agent, IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { createProxyMiddleware, type Plugin, type RequestHandler } from 'http-proxy-middleware';
-import { BODY_TOO_LARGE, sendError } from '@helix/gateway-edge';
+import { BODY_TOO_LARGE } from '@helix/gateway-edge';
 import {
   acceptResponseHead,
   bodyIdleError,
@@ -11,6 +11,8 @@ import {
   failExchange,
   idleLimited,
   onConnectTimeout,
+  refuseRequest,
+  requestSent,
   settle,
 } from './exchange';
 
@@ -40,22 +42,11 @@ function limitBody(req: IncomingMessage, exchange: Exchange, maxBodyBytes: numbe
     received += chunk.length;
     if (received <= maxBodyBytes) return;
     req.off('data', count);
-    exchange.answered = true;
-    settle(exchange);
-    exchange.proxyReq?.destroy();
-    if (exchange.target instanceof ServerResponse) {
-      exchange.target.setHeader('connection', 'close');
-      sendError(exchange.target, 413, BODY_TOO_LARGE, exchange.requestId);
-    }
+    refuseRequest(exchange, 413, BODY_TOO_LARGE);
   };
   req.on('data', count);
 }
 
-/**
- * The gateway's hooks into http-proxy-middleware (its default plugins are ejected): header
- * policy and timing on the response, trailers, body limits, the time-to-first-byte limit, and
- * the error table.
- */
 const exchangePlugin: Plugin = (proxyServer) => {
   proxyServer.on('proxyReq', (proxyReq, req) => {
     const exchange = exchangeOf(req);
@@ -66,6 +57,8 @@ const exchangePlugin: Plugin = (proxyServer) => {
       return;
     }
     if (exchange.record) exchange.record.upstreamSentAt = performance.now();
+    // 'finish': the last byte of the request is handed to the socket.
+    proxyReq.once('finish', () => requestSent(exchange));
     const socket = proxyReq.socket;
     if (socket?.connecting) {
       exchange.connectTimer = setTimeout(onConnectTimeout, exchange.connectTimeoutMs, exchange);

@@ -11,6 +11,7 @@ import {
   failExchange,
   idleLimited,
   onConnectTimeout,
+  requestSent,
 } from './exchange';
 import { headersFromRaw } from './raw-headers';
 
@@ -88,6 +89,11 @@ class UndiciDispatch implements Dispatcher.DispatchHandler, EngineTry {
     this.abort = abort;
     this.connected = true;
     clearConnectTimer(this.exchange);
+  }
+
+  /** undici wrote the request's last byte (a legacy handler hook its types leave out). */
+  onRequestSent(): void {
+    if (!this.cancelled) requestSent(this.exchange);
   }
 
   onHeaders(
