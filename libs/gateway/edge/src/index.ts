@@ -5,6 +5,7 @@ export * from './lib/cors.policy';
 export * from './lib/edge-policies';
 export * from './lib/edge.module';
 export * from './lib/error-response';
+export * from './lib/overload-monitor';
 export * from './lib/rate-limiter';
 export * from './lib/request-id';
 export * from './lib/security-headers';

@@ -46,6 +46,8 @@ describe('loadGatewayConfig', () => {
       BODY_IDLE_TIMEOUT_MS: 30000,
       BODY_MIN_RATE_BYTES_PER_S: 500,
       BODY_MIN_RATE_GRACE_MS: 20000,
+      UPSTREAM_MAX_IN_FLIGHT: 1024,
+      OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: 0,
     });
     expect(config.routes.map((r) => [r.prefix, r.service, r.targets.map(String)])).toEqual([
       ['/api/auth', 'auth', ['http://auth-service:3001/']],
@@ -213,6 +215,14 @@ describe('loadGatewayConfig', () => {
       'OUTLIER_CONSECUTIVE_FAILURES="many" must be a whole number from 0 to 1000',
     ],
     [
+      { UPSTREAM_MAX_IN_FLIGHT: '0' },
+      'UPSTREAM_MAX_IN_FLIGHT="0" must be a whole number from 1 to 1000000',
+    ],
+    [
+      { OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: 'high' },
+      'OVERLOAD_MAX_EVENT_LOOP_DELAY_MS="high" must be a whole number from 0 to 60000',
+    ],
+    [
       { RETRY_BUDGET_PERCENT: '101' },
       'RETRY_BUDGET_PERCENT="101" must be a whole number from 0 to 100',
     ],
@@ -244,6 +254,7 @@ describe('GATEWAY_ROUTES_FILE', () => {
         '    idleTimeoutMs: 60000',
         '    balance: least-in-flight',
         '    retry: false',
+        '    maxInFlight: 64',
       ].join('\n'),
     );
     const config = loadGatewayConfig({
@@ -260,6 +271,7 @@ describe('GATEWAY_ROUTES_FILE', () => {
         connectTimeoutMs: 5000,
         idleTimeoutMs: 0,
         balance: 'round-robin',
+        maxInFlight: 1024,
         retry: true,
         websocket: true,
       },
@@ -272,6 +284,7 @@ describe('GATEWAY_ROUTES_FILE', () => {
         connectTimeoutMs: 250,
         idleTimeoutMs: 60000,
         balance: 'least-in-flight',
+        maxInFlight: 64,
         retry: false,
         websocket: false,
         rateLimit: { max: 5, windowMs: 1000 },
@@ -327,6 +340,11 @@ describe('GATEWAY_ROUTES_FILE', () => {
       'an unknown balancing policy',
       { routes: [{ prefix: '/a', service: 'auth', balance: 'random' }] },
       'routes[0] (prefix /a) key "balance": must be round-robin or least-in-flight',
+    ],
+    [
+      'a concurrency cap of zero',
+      { routes: [{ prefix: '/a', service: 'auth', maxInFlight: 0 }] },
+      'routes[0] (prefix /a) key "maxInFlight": must be at least 1',
     ],
     [
       'a negative body limit',

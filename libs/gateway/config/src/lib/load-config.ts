@@ -110,6 +110,7 @@ function resolveRoutes(entries: RouteEntry[], env: GatewayEnv, source: string): 
       connectTimeoutMs: entry.connectTimeoutMs ?? env.CONNECT_TIMEOUT_MS,
       idleTimeoutMs: entry.idleTimeoutMs ?? env.STREAM_IDLE_TIMEOUT_MS,
       balance: entry.balance ?? 'round-robin',
+      maxInFlight: entry.maxInFlight ?? env.UPSTREAM_MAX_IN_FLIGHT,
     };
   });
 }

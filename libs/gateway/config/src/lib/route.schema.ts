@@ -55,6 +55,11 @@ export const routeSchema = z.strictObject({
     .optional(),
   retry: z.boolean({ message: 'must be true or false' }).default(true),
   websocket: z.boolean({ message: 'must be true or false' }).default(true),
+  maxInFlight: z
+    .number({ message: 'must be a number of requests' })
+    .int('must be a whole number of requests')
+    .min(1, 'must be at least 1')
+    .optional(),
   maxBodyBytes: z
     .number({ message: 'must be a number of bytes' })
     .int('must be a whole number of bytes')
@@ -88,8 +93,10 @@ export type RouteEntry = z.output<typeof routeSchema>;
 /** A route as the gateway runs it: targets and timeouts resolved against the environment. */
 export type GatewayRoute = Omit<
   RouteEntry,
-  'targets' | 'timeoutMs' | 'connectTimeoutMs' | 'idleTimeoutMs' | 'balance'
+  'targets' | 'timeoutMs' | 'connectTimeoutMs' | 'idleTimeoutMs' | 'balance' | 'maxInFlight'
 > & {
+  /** Requests in flight to the route's service at once (the first route of a service sets it). */
+  maxInFlight: number;
   targets: URL[];
   timeoutMs: number;
   connectTimeoutMs: number;

@@ -41,11 +41,15 @@ export function writeSocketError(
   statusCode: number,
   message: string,
   requestId: string,
+  headers: Readonly<Record<string, string>> = {},
 ): void {
   if (socket.destroyed || !socket.writable) return;
   const body = errorBody(statusCode, message, requestId);
+  let extra = '';
+  for (const name in headers) extra += `${name}: ${headers[name]}\r\n`;
   socket.end(
     `HTTP/1.1 ${statusCode} ${STATUS_CODES[statusCode]}\r\n` +
+      extra +
       'content-type: application/json; charset=utf-8\r\n' +
       `content-length: ${Buffer.byteLength(body)}\r\n` +
       `x-request-id: ${requestId}\r\n` +

@@ -10,6 +10,7 @@ import {
   Res,
 } from '@nestjs/common';
 import { GATEWAY_CONFIG, type GatewayConfig } from '@helix/gateway-config';
+import { OverloadMonitor } from '@helix/gateway-edge';
 import { GatewayLifecycle, GatewayPipeline, UpstreamRegistry } from '@helix/gateway-router';
 import { GATEWAY_BUILD_INFO, type GatewayBuildInfo } from './build-info';
 import { UpstreamHealthChecker } from './upstream-health.checker';
@@ -26,6 +27,7 @@ export class HealthController {
     private readonly pipeline: GatewayPipeline,
     private readonly lifecycle: GatewayLifecycle,
     private readonly registry: UpstreamRegistry,
+    private readonly overload: OverloadMonitor,
   ) {}
 
   @Get('heartbeat')
@@ -39,10 +41,14 @@ export class HealthController {
   health(@Res({ passthrough: true }) res: ServerResponse) {
     const services = this.checker.snapshot();
     const allUp = Object.values(services).every((state) => state === 'up');
-    // Draining: load balancers must stop sending traffic here, so readiness fails.
-    if (this.lifecycle.draining) res.statusCode = 503;
+    // Draining or overloaded: load balancers must stop sending traffic here, so readiness
+    // fails (liveness, /heartbeat, does not: a busy pod must not be killed).
+    const { draining } = this.lifecycle;
+    const { overloaded } = this.overload;
+    if (draining || overloaded) res.statusCode = 503;
     return {
-      status: this.lifecycle.draining ? 'draining' : allUp ? 'ok' : 'degraded',
+      status: draining ? 'draining' : overloaded ? 'overloaded' : allUp ? 'ok' : 'degraded',
+      ...(overloaded ? { overloaded } : {}),
       uptime: this.uptime(),
       version: this.build.version,
       services,

@@ -1,4 +1,5 @@
 import { type DynamicModule, Module } from '@nestjs/common';
+import { EdgeModule } from '@helix/gateway-edge';
 import { RouterModule } from '@helix/gateway-router';
 import { GATEWAY_BUILD_INFO, type GatewayBuildInfo } from './build-info';
 import { HealthController } from './health.controller';
@@ -9,7 +10,7 @@ export class HealthModule {
   static forRoot(build: GatewayBuildInfo): DynamicModule {
     return {
       module: HealthModule,
-      imports: [RouterModule],
+      imports: [EdgeModule, RouterModule],
       controllers: [HealthController],
       providers: [UpstreamHealthChecker, { provide: GATEWAY_BUILD_INFO, useValue: build }],
       exports: [UpstreamHealthChecker],

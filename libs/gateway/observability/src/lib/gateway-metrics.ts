@@ -64,6 +64,26 @@ export class GatewayMetrics {
     labelNames: ['route'] as const,
     registers: [this.registry],
   });
+  readonly shed = new Counter({
+    name: 'helix_gateway_shed_total',
+    help: 'Requests refused with 503 before any upstream work, by route prefix and reason (capacity, overload).',
+    labelNames: ['route', 'reason'] as const,
+    registers: [this.registry],
+  });
+  private readInFlight: () => Iterable<{ readonly name: string; readonly inFlight: number }> =
+    () => [];
+  readonly upstreamInFlight = new Gauge({
+    name: 'helix_gateway_upstream_in_flight',
+    help: 'Requests in flight to each service now, all its instances together (WebSockets included while open).',
+    labelNames: ['service'] as const,
+    registers: [this.registry],
+    collect: () => {
+      this.upstreamInFlight.reset();
+      for (const { name, inFlight } of this.readInFlight()) {
+        this.upstreamInFlight.labels(name).set(inFlight);
+      }
+    },
+  });
   readonly inFlight = new Gauge({
     name: 'helix_gateway_requests_in_flight',
     help: 'Requests being answered now.',
@@ -83,5 +103,12 @@ export class GatewayMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Where the per-service in-flight figures are read at each scrape (the route table in force). */
+  observeUpstreamInFlight(
+    read: () => Iterable<{ readonly name: string; readonly inFlight: number }>,
+  ): void {
+    this.readInFlight = read;
   }
 }

@@ -8,12 +8,18 @@ import {
   BODY_TOO_SLOW,
   BodyGuard,
   EdgePolicies,
+  OverloadMonitor,
   rejectOversizedBody,
   resolveRequestId,
   sendError,
   writeSocketError,
 } from '@helix/gateway-edge';
-import { recordOf, RequestObserver, type RequestRecord } from '@helix/gateway-observability';
+import {
+  GatewayMetrics,
+  recordOf,
+  RequestObserver,
+  type RequestRecord,
+} from '@helix/gateway-observability';
 import {
   type Exchange,
   type ExchangeEndpoint,
@@ -37,6 +43,11 @@ const NO_WEBSOCKET = 'This path does not accept WebSocket upgrades';
 const HEARTBEAT = '/heartbeat';
 const TOO_MANY_HEADERS = 'The request has too many header fields';
 const NO_HOST = 'An HTTP/1.1 request needs a Host header';
+const OVERLOADED = 'The gateway is overloaded; try again shortly';
+/** Seconds a shed client is asked to wait: overload and a full cap pass in moments. */
+const SHED_RETRY_AFTER_S = '1';
+
+type ShedReason = 'capacity' | 'overload';
 
 /** RFC 9110 §9.2.2 idempotent methods: safe to send twice when the first never arrived. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
@@ -80,7 +91,10 @@ export class GatewayPipeline {
     private readonly observer: RequestObserver,
     private readonly lifecycle: GatewayLifecycle,
     private readonly bodyGuard: BodyGuard,
+    private readonly overload: OverloadMonitor,
+    private readonly metrics: GatewayMetrics,
   ) {
+    metrics.observeUpstreamInFlight(() => registry.all());
     this.hooks = {
       onUpstreamHeaders: (headers, res, requestId) => {
         applyResponseHeaderPolicy(headers, res.shouldKeepAlive, requestId);
@@ -126,6 +140,10 @@ export class GatewayPipeline {
     if (!route) return target.path !== HEARTBEAT && this.edge.admit(req, res, undefined);
     record.route = route.prefix;
     record.service = route.service;
+    if (this.overload.overloaded) {
+      this.shed(res, requestId, route.prefix, 'overload', OVERLOADED);
+      return true;
+    }
     if (this.edge.admit(req, res, route)) return true;
     if (
       route.maxBodyBytes !== undefined &&
@@ -136,6 +154,10 @@ export class GatewayPipeline {
 
     const now = Date.now();
     const upstream = route.upstream;
+    if (upstream.atCapacity()) {
+      this.shed(res, requestId, route.prefix, 'capacity', atCapacity(route.service));
+      return true;
+    }
     const instance = upstream.pick(now);
     if (!instance) {
       this.answerUnavailable(res, requestId, record);
@@ -241,6 +263,17 @@ export class GatewayPipeline {
       writeSocketError(socket, 400, NO_WEBSOCKET, requestId);
       return;
     }
+    const shed: ShedReason | undefined = this.overload.overloaded
+      ? 'overload'
+      : route.upstream.atCapacity()
+        ? 'capacity'
+        : undefined;
+    if (shed) {
+      this.metrics.shed.labels(route.prefix, shed).inc();
+      const message = shed === 'overload' ? OVERLOADED : atCapacity(route.service);
+      writeSocketError(socket, 503, message, requestId, { 'retry-after': SHED_RETRY_AFTER_S });
+      return;
+    }
     const instance = route.upstream.pick(Date.now());
     if (!instance) {
       const { status, message } = UPSTREAM_FAILURES.unavailable;
@@ -294,6 +327,19 @@ export class GatewayPipeline {
     );
   }
 
+  /** Refuses a request before any upstream work, counted by reason (Envoy's overflow). */
+  private shed(
+    res: ServerResponse,
+    requestId: string,
+    route: string,
+    reason: ShedReason,
+    message: string,
+  ): void {
+    this.metrics.shed.labels(route, reason).inc();
+    res.setHeader('retry-after', SHED_RETRY_AFTER_S);
+    sendError(res, 503, message, requestId);
+  }
+
   private answerUnavailable(res: ServerResponse, requestId: string, record: RequestRecord): void {
     record.upstreamFailure = 'unavailable';
     const { status, message } = UPSTREAM_FAILURES.unavailable;
@@ -322,6 +368,10 @@ export class GatewayPipeline {
     forward(exchange);
     return true;
   }
+}
+
+function atCapacity(service: string): string {
+  return `The ${service} service is at capacity; try again shortly`;
 }
 
 function stripPrefix(url: string, prefix: string): string {

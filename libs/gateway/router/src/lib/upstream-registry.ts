@@ -26,7 +26,7 @@ export class RouteTable {
     this.routes = routes.map((route) => {
       let upstream = services.get(route.service);
       if (!upstream) {
-        // The first route of a service sets how its instances are balanced.
+        // The first route of a service sets how its instances are balanced, and its cap.
         upstream = new UpstreamService(
           route.service,
           route.targets,
@@ -34,6 +34,7 @@ export class RouteTable {
           config.UPSTREAM_IDLE_TIMEOUT_MS,
           outlier,
           config.RETRY_BUDGET_PERCENT,
+          route.maxInFlight,
         );
         services.set(route.service, upstream);
       }

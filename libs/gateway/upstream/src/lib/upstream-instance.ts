@@ -18,6 +18,11 @@ export interface OutlierPolicy {
 
 const MAX_EJECTION_FACTOR = 30;
 
+/** Where an instance's requests in flight are added up with its siblings' (its service). */
+export interface InFlightTotal {
+  inFlight: number;
+}
+
 /**
  * One instance of a service: its own keep-alive pools (undici's for most requests, `node:http`'s
  * for chunked uploads, WebSockets and health checks), its streaming proxy, built once, and what
@@ -45,6 +50,7 @@ export class UpstreamInstance implements ExchangeEndpoint {
     readonly index: number,
     idleTimeoutMs: number,
     private readonly outlier: OutlierPolicy,
+    private readonly total: InFlightTotal,
   ) {
     this.host = url.host;
     const options = {
@@ -78,12 +84,14 @@ export class UpstreamInstance implements ExchangeEndpoint {
   /** Takes a request: counts it in flight, and makes it the probe of an ended ejection. */
   acquire(): void {
     this.inFlight++;
+    this.total.inFlight++;
     if (this.ejectedUntil !== 0) this.probing = true;
   }
 
   /** The request is over; a retired pool closes with its last request. */
   release(): void {
     this.inFlight--;
+    this.total.inFlight--;
     // A probe that ended without a verdict (the client left) lets the next one through.
     this.probing = false;
     if (this.retired && this.inFlight === 0) this.close();

@@ -5,8 +5,8 @@ const urls = ['http://127.0.0.1:1', 'http://127.0.0.1:2', 'http://127.0.0.1:3'].
 );
 const outlier = { consecutiveFailures: 3, ejectionMs: 1000 };
 
-function service(balance: 'round-robin' | 'least-in-flight' = 'round-robin') {
-  return new UpstreamService('auth', urls, balance, 4000, outlier, 20);
+function service(balance: 'round-robin' | 'least-in-flight' = 'round-robin', maxInFlight = 1024) {
+  return new UpstreamService('auth', urls, balance, 4000, outlier, 20, maxInFlight);
 }
 
 describe('UpstreamService', () => {
@@ -19,6 +19,19 @@ describe('UpstreamService', () => {
     expect(s.pick(0, s.instances[1])?.index).toBe(2);
     // The retry did not move the rotation.
     expect(s.pick(0)?.index).toBe(1);
+  });
+
+  it('counts requests in flight across its instances against its cap, and frees a slot on release', () => {
+    const s = service('round-robin', 2);
+    const a = s.pick(0);
+    expect(s.atCapacity()).toBe(false);
+    const b = s.pick(0);
+    expect([a?.index, b?.index]).toEqual([0, 1]);
+    expect(s.inFlight).toBe(2);
+    expect(s.atCapacity()).toBe(true);
+    a?.release();
+    expect(s.inFlight).toBe(1);
+    expect(s.atCapacity()).toBe(false);
   });
 
   it('balances least-in-flight', () => {

@@ -1,5 +1,5 @@
 import type { ExchangeEndpoint, ExchangeUpstream } from './exchange';
-import { type OutlierPolicy, UpstreamInstance } from './upstream-instance';
+import { type InFlightTotal, type OutlierPolicy, UpstreamInstance } from './upstream-instance';
 
 export type BalancePolicy = 'round-robin' | 'least-in-flight';
 
@@ -53,10 +53,15 @@ function sum(values: readonly number[]): number {
   return total;
 }
 
-/** A service and its instances, shared by every route that names it. */
-export class UpstreamService implements ExchangeUpstream {
+/**
+ * A service and its instances, shared by every route that names it, with its concurrency cap
+ * (Envoy's circuit breaker): past `maxInFlight` requests in flight across all its instances,
+ * retries and open WebSockets included, a new request is refused before it reaches any.
+ */
+export class UpstreamService implements ExchangeUpstream, InFlightTotal {
   readonly instances: readonly UpstreamInstance[];
   readonly budget: RetryBudget;
+  inFlight = 0;
   private next = 0;
 
   constructor(
@@ -66,11 +71,17 @@ export class UpstreamService implements ExchangeUpstream {
     idleTimeoutMs: number,
     outlier: OutlierPolicy,
     retryBudgetPercent: number,
+    readonly maxInFlight: number,
   ) {
     this.instances = urls.map(
-      (url, index) => new UpstreamInstance(url, index, idleTimeoutMs, outlier),
+      (url, index) => new UpstreamInstance(url, index, idleTimeoutMs, outlier, this),
     );
     this.budget = new RetryBudget(retryBudgetPercent);
+  }
+
+  /** Every slot of the cap is taken: a new request must be refused. */
+  atCapacity(): boolean {
+    return this.inFlight >= this.maxInFlight;
   }
 
   /**
