@@ -1,6 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type GatewayProcess, httpRequest, startGateway } from '@helix/shared-testing';
 import { useStub } from './support';
 
@@ -35,13 +36,20 @@ describe('rate limiting', () => {
       '0',
       '0',
     ]);
-    for (const r of results) {
-      expect(r.headers['ratelimit-limit']).toBe('5');
-      expect(Number(r.headers['ratelimit-reset'])).toBeGreaterThan(55);
-      expect(Number(r.headers['ratelimit-reset'])).toBeLessThanOrEqual(60);
-    }
+    for (const r of results) expect(r.headers['ratelimit-limit']).toBe('5');
+    // GCRA: 5 per 60 s is one every 12 s, and RateLimit-Reset says when the whole quota is back.
+    expect(results.map((r) => r.headers['ratelimit-reset'])).toEqual([
+      '12',
+      '24',
+      '36',
+      '48',
+      '60',
+      '60',
+      '60',
+    ]);
     const limited = results[5];
-    expect(limited.headers['retry-after']).toBe(limited.headers['ratelimit-reset']);
+    // One slot comes back 12 s after the last admitted request.
+    expect(limited.headers['retry-after']).toBe('12');
     expect(limited.json()).toEqual({
       statusCode: 429,
       error: 'Too Many Requests',
@@ -115,6 +123,27 @@ describe('rate limiting', () => {
       tenants.headers['ratelimit-limit'],
       tenants.headers['ratelimit-remaining'],
     ]).toEqual([200, '100', '99']);
+  });
+
+  it('gives no double burst at the window edge: 1, then 19 at 1.85 s, then 20 at 2.15 s admits at most 24', async () => {
+    const gw = await gateway({ RATE_LIMIT_MAX: '20', RATE_LIMIT_WINDOW_MS: '2000' });
+    const url = `${gw.url}/api/tenants/edge`;
+    const wave = async (count: number) =>
+      (await Promise.all(Array.from({ length: count }, () => httpRequest(url)))).filter(
+        (r) => r.status === 200,
+      ).length;
+    const t0 = Date.now();
+    const first = await wave(1);
+    await sleep(t0 + 1850 - Date.now());
+    const secondAt = Date.now();
+    const second = await wave(19);
+    await sleep(t0 + 2150 - Date.now());
+    const third = await wave(20);
+    expect([first, second]).toEqual([1, 19]);
+    // A fixed window admits all 20 again. GCRA gives back one slot per 100 ms since the limit
+    // was spent: 4 at 2.15 s (20% of the limit), measured from the waves' real times.
+    expect(third).toBeGreaterThanOrEqual(1);
+    expect(third).toBeLessThanOrEqual(Math.floor((Date.now() - secondAt) / 100) + 1);
   });
 
   it('turns off with RATE_LIMIT_MAX=0', async () => {

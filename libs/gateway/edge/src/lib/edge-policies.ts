@@ -7,7 +7,6 @@ import {
   type OnModuleDestroy,
   type OnModuleInit,
 } from '@nestjs/common';
-import { ThrottlerStorageRedisService } from '@nest-lab/throttler-storage-redis';
 import compression from 'compression';
 import Redis from 'ioredis';
 import { GATEWAY_CONFIG, type GatewayConfig, type GatewayRoute } from '@helix/gateway-config';
@@ -15,6 +14,7 @@ import { GatewayMetrics, recordOf, RequestObserver } from '@helix/gateway-observ
 import { createClientIpResolver } from './client-ip';
 import { CorsPolicy } from './cors.policy';
 import { sendError } from './error-response';
+import { GcraRedisStorage } from './gcra-redis.storage';
 import { RateLimiter } from './rate-limiter';
 import { computeSecurityHeaders } from './security-headers';
 
@@ -48,7 +48,7 @@ export class EdgePolicies implements OnModuleInit, OnModuleDestroy {
   private readonly clientIp: (req: IncomingMessage) => string;
   private readonly limiter: RateLimiter | undefined;
   private routeLimiters = new Map<string, RateLimiter>();
-  private readonly storage: ThrottlerStorageRedisService | undefined;
+  private readonly storage: GcraRedisStorage | undefined;
   private readonly onStorageState: (available: boolean, error?: unknown) => void;
   private readonly redis: Redis | undefined;
   private readonly sweeper: NodeJS.Timeout;
@@ -92,7 +92,7 @@ export class EdgePolicies implements OnModuleInit, OnModuleDestroy {
       });
       // Connection errors surface through the limiter's state changes; ioredis reconnects itself.
       this.redis.on('error', noop);
-      this.storage = new ThrottlerStorageRedisService(this.redis);
+      this.storage = new GcraRedisStorage(this.redis);
     }
     this.onStorageState = (available: boolean, error?: unknown) => {
       metrics.redisUp.set(available ? 1 : 0);
@@ -194,11 +194,11 @@ export class EdgePolicies implements OnModuleInit, OnModuleDestroy {
       res.setHeader('ratelimit-remaining', decision.remaining);
       res.setHeader('ratelimit-reset', decision.resetSeconds);
       if (!decision.allowed) {
-        res.setHeader('retry-after', decision.resetSeconds);
+        res.setHeader('retry-after', decision.retryAfterSeconds);
         sendError(
           res,
           429,
-          `Rate limit exceeded: retry in ${decision.resetSeconds} s`,
+          `Rate limit exceeded: retry in ${decision.retryAfterSeconds} s`,
           String(res.getHeader('x-request-id')),
         );
         return true;
