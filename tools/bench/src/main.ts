@@ -10,6 +10,7 @@ import { download } from './download.ts';
 import { drawLatencyChart } from './latency-chart.ts';
 import { mergeOpenLoop, type OpenLoopResult, runOpenLoop } from './open-loop.ts';
 import { type BenchOptions, OptionsError, readOptions, USAGE } from './options.ts';
+import { measureOverload } from './overload.ts';
 import { ProcessGroup, waitForOk } from './processes.ts';
 import {
   type BenchResults,
@@ -235,6 +236,17 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
     );
   }
 
+  // The baselines are done: the overload scenario runs its own gateways with the cores to itself.
+  await Promise.all([group.stopOne(bare.service), group.stopOne(fastify.service)]);
+  await group.stopOne(gateway);
+  say('Overload: the gateway at half and twice its capacity, traffic controls on and off');
+  const overload = await measureOverload(
+    group,
+    upstreamUrl,
+    { seconds: options.duration, connections: 2 * options.connections, warmup: options.warmup },
+    say,
+  );
+
   const rps = (t: TargetName): number => saturation[t].requestsPerSecond;
   return {
     date,
@@ -268,6 +280,7 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
       rssMaxSaturationBytes: rssMaxSaturationBytes[p],
       download: downloads[p],
     })),
+    overload,
   };
 }
 

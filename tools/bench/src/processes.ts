@@ -74,20 +74,26 @@ export class ProcessGroup {
 
   /** SIGTERM to every child, SIGKILL to those still running after a grace period. */
   async stop(): Promise<void> {
-    await Promise.all(
-      [...this.children].map(async (child) => {
-        const exited = once(child, 'exit');
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-        await exited;
-        clearTimeout(timer);
-      }),
-    );
+    await Promise.all([...this.children].map((child) => stopChild(child)));
+  }
+
+  /** Stops one child the same way. */
+  async stopOne(service: ServiceProcess): Promise<void> {
+    await stopChild(service.child);
   }
 
   private kill(): void {
     for (const child of this.children) child.kill('SIGKILL');
   }
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+  await exited;
+  clearTimeout(timer);
 }
 
 /** The first MAX_OUTPUT_CHARS of a child's log: enough for its start-up lines and errors. */

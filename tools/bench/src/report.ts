@@ -1,4 +1,5 @@
 import type { BenchOptions } from './options.ts';
+import type { OverloadFigures, OverloadPhase } from './overload.ts';
 import type { SaturationRun } from './saturation.ts';
 
 export const TARGETS = ['direct', 'gateway', 'bare-node', 'fastify'] as const;
@@ -66,6 +67,8 @@ export interface BenchResults {
     ProxyName,
     { rssIdleBytes: number; rssMaxSaturationBytes: number; download: DownloadFigures }
   >;
+  /** The gateway at half and twice its capacity, traffic controls on and off. */
+  overload: OverloadFigures;
 }
 
 export interface DownloadFigures {
@@ -171,6 +174,39 @@ export function formatReport(r: BenchResults): string {
       return signed(delta, mib(Math.abs(delta)));
     }),
   ]);
+  const ov = r.overload;
+  const phaseRow = (label: string, p: OverloadPhase): string[] => [
+    label,
+    integer.format(p.ratePerSecond),
+    integer.format(p.admittedPerSecond),
+    twoDecimals.format(p.p50Ms),
+    twoDecimals.format(p.p99Ms),
+    `${twoDecimals.format(p.shedShare * 100)}%`,
+    String(p.errors + p.unfinished),
+    mib(p.rssMaxBytes),
+    twoDecimals.format(p.sendLagP99Ms),
+  ];
+  const overload = table([
+    [
+      'gateway',
+      'offered/s',
+      'admitted/s',
+      'p50 ms',
+      'p99 ms',
+      'shed',
+      'errors',
+      'RSS max',
+      'send lag p99 ms',
+    ],
+    phaseRow('controls on, ½×', ov.controlsOn.half),
+    phaseRow('controls on, 2×', ov.controlsOn.double),
+    phaseRow('controls off, ½×', ov.controlsOff.half),
+    phaseRow('controls off, 2×', ov.controlsOff.double),
+  ]);
+  const controls = Object.entries(ov.controlsOn.env)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
+  const within = ov.controlsOn.double.p99Ms / ov.controlsOn.half.p99Ms;
   return [
     `Helix API Gateway benchmark · ${r.date} · Node ${r.node} · ${r.cpus} · commit ${r.commit}`,
     `GET ${r.url.path} with ${Object.entries(r.url.headers)
@@ -189,5 +225,9 @@ export function formatReport(r: BenchResults): string {
     '',
     'Memory of each proxy process (RSS from /proc/<pid>/status)',
     memory,
+    '',
+    `Overload: upstream service time ${ov.serviceTimeMs} ms, capacity ${integer.format(ov.capacityPerSecond)} req/s (autocannon, controls off); open loop at ½× and 2× for ${ov.durationSeconds} s each; controls on: ${controls}`,
+    overload,
+    `controls on: admitted p99 at 2× is ${twoDecimals.format(within)}× the p99 at ½× (goal ≤ 3)`,
   ].join('\n');
 }
