@@ -31,8 +31,10 @@ export async function runOpenLoop(
   headers: Record<string, string>,
   ratePerSecond: number,
   durationSeconds: number,
+  /** Connections at most; beyond them requests wait in the agent, still timed from their slot. */
+  maxSockets = Infinity,
 ): Promise<OpenLoopResult> {
-  const agent = new http.Agent({ keepAlive: true });
+  const agent = new http.Agent({ keepAlive: true, maxSockets });
   const total = Math.round(ratePerSecond * durationSeconds);
   const intervalNs = 1e9 / ratePerSecond;
   const latencies: number[] = [];

@@ -72,8 +72,9 @@ const RETRYABLE_FAILURES: ReadonlySet<UpstreamFailure> = new Set([
 /**
  * The request path, written down once. For every request, in this order:
  * request id → security headers and CORS (preflights end here) → normalise the target →
- * match a route → rate limit and compression → pick an instance → header policy → upstream →
- * response, retry or error. A request that matches no route goes on to Nest, which answers the
+ * match a route → overload shedding → rate limit and compression → body limit → the service's
+ * concurrency cap → pick an instance → header policy → body guard → upstream → response, retry
+ * or error. A request that matches no route goes on to Nest, which answers the
  * gateway's own endpoints and the 404, after the same edge policies (`/heartbeat` is never rate
  * limited).
  */
