@@ -10,28 +10,49 @@ import { describeWith, REDIS_SERVER, type RedisServer, startRedis } from './real
 
 const LIMIT = 20;
 
-describeWith(REDIS_SERVER, 'rate limits shared through a real Redis', () => {
-  let redis: RedisServer;
-  let stub: StubUpstream;
-  let a: GatewayProcess;
-  let b: GatewayProcess;
+/** A real Redis, one stub and two gateways sharing a limit through it, for one suite. */
+interface SharedLimit {
+  redis: RedisServer;
+  stub: StubUpstream;
+  a: GatewayProcess;
+  b: GatewayProcess;
+}
 
+/**
+ * Starts the suite's Redis, stub and two gateways with LIMIT per `windowMs`, and waits until
+ * both share: on a busy machine ioredis may connect after the gateway's 1 s wait, and until
+ * then it counts locally (a warm-up client from 127.0.0.29 shows when it is back).
+ */
+function useSharedLimit(windowMs: number): SharedLimit {
+  const f = {} as SharedLimit;
   beforeAll(async () => {
-    [redis, stub] = await Promise.all([startRedis(), startStubUpstream({ name: 'auth' })]);
+    [f.redis, f.stub] = await Promise.all([startRedis(), startStubUpstream({ name: 'auth' })]);
     const env = {
-      AUTH_SERVICE_URL: stub.url,
-      REDIS_URL: redis.url,
+      AUTH_SERVICE_URL: f.stub.url,
+      REDIS_URL: f.redis.url,
       RATE_LIMIT_MAX: String(LIMIT),
-      RATE_LIMIT_WINDOW_MS: '60000',
+      RATE_LIMIT_WINDOW_MS: String(windowMs),
     };
-    [a, b] = await Promise.all([startGateway(env), startGateway(env)]);
+    [f.a, f.b] = await Promise.all([startGateway(env), startGateway(env)]);
+    for (const gw of [f.a, f.b]) {
+      for (let i = 0; i < 50; i++) {
+        const out = gw.output();
+        if (!out.includes('unavailable at start-up') || out.includes('Redis is back')) break;
+        await httpRequest(`${gw.url}/api/auth/warm-up`, { localAddress: '127.0.0.29' });
+        await sleep(100);
+      }
+    }
   });
-
   afterAll(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
-    await stub?.close();
-    await redis?.stop();
+    await Promise.all([f.a?.stop(), f.b?.stop()]);
+    await f.stub?.close();
+    await f.redis?.stop();
   });
+  return f;
+}
+
+describeWith(REDIS_SERVER, 'rate limits shared through a real Redis', () => {
+  const shared = useSharedLimit(60_000);
 
   // Each test is its own client: a distinct loopback source address is a distinct rate-limit key.
   async function status(gw: GatewayProcess, client: string): Promise<number> {
@@ -40,7 +61,8 @@ describeWith(REDIS_SERVER, 'rate limits shared through a real Redis', () => {
 
   async function takeTurns(client: string, count: number): Promise<number[]> {
     const statuses: number[] = [];
-    for (let i = 0; i < count; i++) statuses.push(await status(i % 2 === 0 ? a : b, client));
+    for (let i = 0; i < count; i++)
+      statuses.push(await status(i % 2 === 0 ? shared.a : shared.b, client));
     return statuses;
   }
 
@@ -57,7 +79,9 @@ describeWith(REDIS_SERVER, 'rate limits shared through a real Redis', () => {
 
   it('stays within the README drift bound for a simultaneous burst: at most N x limit', async () => {
     const statuses = await Promise.all(
-      Array.from({ length: 4 * LIMIT }, (_, i) => status(i % 2 === 0 ? a : b, '127.0.0.12')),
+      Array.from({ length: 4 * LIMIT }, (_, i) =>
+        status(i % 2 === 0 ? shared.a : shared.b, '127.0.0.12'),
+      ),
     );
     const admitted = statuses.filter((s) => s === 200).length;
     process.stdout.write(
@@ -69,18 +93,19 @@ describeWith(REDIS_SERVER, 'rate limits shared through a real Redis', () => {
   });
 
   it('keeps serving with no 5xx while Redis is down, and shares again once it is back', async () => {
-    await redis.stop();
+    await shared.redis.stop();
     const whileDown = await takeTurns('127.0.0.13', 2 * LIMIT + 4);
     expect(whileDown.filter((s) => s !== 200 && s !== 429)).toEqual([]);
     // Counting locally: each instance admits up to the limit on its own.
     expect(whileDown.filter((s) => s === 200).length).toBe(2 * LIMIT);
 
-    await redis.start();
+    await shared.redis.start();
     // ioredis reconnects by itself (back-off up to 2 s); each instance says so on its first shared hit.
-    const bothBack = () => [a, b].every((gw) => gw.output().includes('Redis is back'));
+    const bothBack = () =>
+      [shared.a, shared.b].every((gw) => gw.output().includes('Redis is back'));
     for (let i = 0; i < 100 && !bothBack(); i++) {
-      await status(a, '127.0.0.14');
-      await status(b, '127.0.0.14');
+      await status(shared.a, '127.0.0.14');
+      await status(shared.b, '127.0.0.14');
       await new Promise((r) => setTimeout(r, 100));
     }
     expect(bothBack()).toBe(true);
@@ -88,7 +113,7 @@ describeWith(REDIS_SERVER, 'rate limits shared through a real Redis', () => {
     const admitted = afterRecovery.filter((s) => s === 200).length;
     expect(admitted).toBeGreaterThanOrEqual(LIMIT);
     expect(admitted).toBeLessThanOrEqual(LIMIT + 1);
-    for (const gw of [a, b]) {
+    for (const gw of [shared.a, shared.b]) {
       expect(gw.output().match(/Redis is unavailable/g)).toHaveLength(1);
       expect(gw.output().match(/Redis is back/g)).toHaveLength(1);
       expect(gw.output()).not.toMatch(/Unhandled|unhandled/);
@@ -98,44 +123,14 @@ describeWith(REDIS_SERVER, 'rate limits shared through a real Redis', () => {
 });
 
 describeWith(REDIS_SERVER, 'the window edge through a real Redis (GCRA)', () => {
-  let redis: RedisServer;
-  let stub: StubUpstream;
-  let a: GatewayProcess;
-  let b: GatewayProcess;
-
-  beforeAll(async () => {
-    [redis, stub] = await Promise.all([startRedis(), startStubUpstream({ name: 'auth' })]);
-    const env = {
-      AUTH_SERVICE_URL: stub.url,
-      REDIS_URL: redis.url,
-      RATE_LIMIT_MAX: String(LIMIT),
-      RATE_LIMIT_WINDOW_MS: '2000',
-    };
-    [a, b] = await Promise.all([startGateway(env), startGateway(env)]);
-    // On a busy machine ioredis may connect after the gateway's 1 s wait: until then it counts
-    // locally. The test is about sharing, so it starts once both share (a warm-up client).
-    for (const gw of [a, b]) {
-      for (let i = 0; i < 50; i++) {
-        const out = gw.output();
-        if (!out.includes('unavailable at start-up') || out.includes('Redis is back')) break;
-        await httpRequest(`${gw.url}/api/auth/warm-up`, { localAddress: '127.0.0.29' });
-        await sleep(100);
-      }
-    }
-  });
-
-  afterAll(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
-    await stub?.close();
-    await redis?.stop();
-  });
+  const shared = useSharedLimit(2000);
 
   /** `count` requests taking turns over both instances; the statuses and how long it took. */
   async function wave(client: string, count: number): Promise<{ statuses: number[]; ms: number }> {
     const started = Date.now();
     const statuses: number[] = [];
     for (let i = 0; i < count; i++) {
-      const gw = i % 2 === 0 ? a : b;
+      const gw = i % 2 === 0 ? shared.a : shared.b;
       statuses.push(
         (await httpRequest(`${gw.url}/api/auth/edge`, { localAddress: client })).status,
       );
@@ -167,7 +162,7 @@ describeWith(REDIS_SERVER, 'the window edge through a real Redis (GCRA)', () => 
 
     // Killed mid-run: every request is still answered, 200 or 429, never 5xx, counted locally
     // from what each instance knew.
-    await redis.stop();
+    await shared.redis.stop();
     const during = await wave('127.0.0.21', 40);
     expect(during.statuses.filter((s) => s !== 200 && s !== 429)).toEqual([]);
     // Each instance then counts alone from what it knew: at most N times the refill.
@@ -175,10 +170,10 @@ describeWith(REDIS_SERVER, 'the window edge through a real Redis (GCRA)', () => 
       2 * slots(secondAt),
     );
     expect(during.ms).toBeLessThan(2000);
-    for (const gw of [a, b]) {
+    for (const gw of [shared.a, shared.b]) {
       expect(gw.output()).not.toMatch(/Unhandled|unhandled/);
       expect(gw.child.exitCode).toBeNull();
     }
-    await redis.start();
+    await shared.redis.start();
   });
 });
