@@ -54,11 +54,6 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 /** A request is tried at most this often (the first try and one retry). */
 const MAX_TRIES = 2;
 
-/** A request that can be sent again: idempotent, and with no body that could be half gone. */
-function canRetry(req: IncomingMessage): boolean {
-  return IDEMPOTENT.has(req.method ?? '') && !hasBody(req);
-}
-
 /**
  * Connect failures, and a connection closed before any answer (however the engine names it),
  * as nginx's default `proxy_next_upstream error` retries.
@@ -165,6 +160,7 @@ export class GatewayPipeline {
       return true;
     }
     upstream.budget.recordRequest(now);
+    const body = hasBody(req);
     this.forwardHeaders(req, requestId, instance, false);
     if (route.stripPrefix) req.url = stripPrefix(target.url, route.prefix);
     const exchange = openExchange(
@@ -174,7 +170,8 @@ export class GatewayPipeline {
         service: route.service,
         upstream,
         instance,
-        retryable: route.retry && canRetry(req),
+        // Idempotent, and with no body that could be half gone: safe to send again.
+        retryable: route.retry && !body && IDEMPOTENT.has(req.method ?? ''),
         timeoutMs: route.timeoutMs,
         connectTimeoutMs: route.connectTimeoutMs,
         idleTimeoutMs: route.idleTimeoutMs,
@@ -185,7 +182,7 @@ export class GatewayPipeline {
       },
       this.hooks,
     );
-    if (hasBody(req)) {
+    if (body) {
       this.bodyGuard.watch(req, res, () => refuseRequest(exchange, 408, BODY_TOO_SLOW));
     }
     forward(exchange);
