@@ -242,7 +242,6 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
   say('Overload: the gateway at half and twice its capacity, traffic controls on and off');
   const overload = await measureOverload(
     group,
-    upstreamUrl,
     { seconds: options.duration, connections: 2 * options.connections, warmup: options.warmup },
     say,
   );

@@ -1,17 +1,24 @@
 // The overload scenario of `npm run bench`: open-loop load at twice the gateway's measured
-// capacity against an upstream with a fixed 20 ms service time, with the traffic controls on
-// and then off, beside the same gateway at half its capacity.
+// capacity against an upstream with a fixed 20 ms service time and a fixed number of workers,
+// with the traffic controls on and then off, beside the same gateway at half its capacity.
+import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type OpenLoopResult, runOpenLoop } from './open-loop.ts';
-import { type ProcessGroup, waitForOk } from './processes.ts';
+import { type ProcessGroup, waitForListeningUrl, waitForOk } from './processes.ts';
 import { readRssBytes, sampleMaxRss } from './rss.ts';
 import { runSaturation } from './saturation.ts';
 import { nsToMs, percentile } from './stats.ts';
 import { gatewayEnvironment, HEADERS, spawnGateway, START_TIMEOUT_MS } from './targets.ts';
 
-/** The upstream's fixed service time: the demo service's `…/delay?ms=` answers that late. */
+/** The upstream's fixed service time per request. */
 export const SERVICE_TIME_MS = 20;
-const PATH = `/api/auth/delay?ms=${SERVICE_TIME_MS}`;
+/**
+ * The upstream's workers: its capacity is 64 ÷ 20 ms = 3,200 req/s, well under what the
+ * gateway itself can proxy on this path, so twice it overloads the upstream and not the
+ * gateway's own CPU, which the load generator shares.
+ */
+export const UPSTREAM_WORKERS = 64;
+const PATH = '/api/auth/work';
 const RSS_INTERVAL_MS = 50;
 /** Shed while the event loop is this late: the value the Kubernetes ConfigMap sets. */
 const OVERLOAD_DELAY_MS = 100;
@@ -48,6 +55,7 @@ export interface OverloadRun {
 
 export interface OverloadFigures {
   serviceTimeMs: number;
+  upstreamWorkers: number;
   /** Closed-loop req/s of the gateway on this path, its capacity. */
   capacityPerSecond: number;
   durationSeconds: number;
@@ -110,10 +118,16 @@ async function loadPhase(
  */
 export async function measureOverload(
   group: ProcessGroup,
-  upstreamUrl: string,
   options: { seconds: number; connections: number; warmup: number },
   say: (line: string) => void,
 ): Promise<OverloadFigures> {
+  const upstream = group.spawn(
+    'fixed-capacity upstream',
+    resolve(import.meta.dirname, 'fixed-capacity-upstream.ts'),
+    { UPSTREAM_WORKERS: String(UPSTREAM_WORKERS), SERVICE_TIME_MS: String(SERVICE_TIME_MS) },
+    import.meta.dirname,
+  );
+  const upstreamUrl = await waitForListeningUrl(upstream, START_TIMEOUT_MS);
   const off = await startGateway(group, upstreamUrl, {});
   await runSaturation(`${off.url}${PATH}`, HEADERS, options.connections, options.warmup);
   const capacity = (
@@ -140,8 +154,10 @@ export async function measureOverload(
   const on = await startGateway(group, upstreamUrl, controls);
   const controlsOn = await runFor(on, controls, 'controls on ');
   await on.stop();
+  await group.stopOne(upstream);
   return {
     serviceTimeMs: SERVICE_TIME_MS,
+    upstreamWorkers: UPSTREAM_WORKERS,
     capacityPerSecond: capacity,
     durationSeconds: options.seconds,
     controlsOn,

@@ -226,7 +226,7 @@ export function formatReport(r: BenchResults): string {
     'Memory of each proxy process (RSS from /proc/<pid>/status)',
     memory,
     '',
-    `Overload: upstream service time ${ov.serviceTimeMs} ms, capacity ${integer.format(ov.capacityPerSecond)} req/s (autocannon, controls off); open loop at ½× and 2× for ${ov.durationSeconds} s each; controls on: ${controls}`,
+    `Overload: an upstream of ${ov.upstreamWorkers} workers × ${ov.serviceTimeMs} ms, gateway capacity ${integer.format(ov.capacityPerSecond)} req/s (autocannon, controls off); open loop at ½× and 2× for ${ov.durationSeconds} s each; controls on: ${controls}`,
     overload,
     `controls on: admitted p99 at 2× is ${twoDecimals.format(within)}× the p99 at ½× (goal ≤ 3)`,
   ].join('\n');
