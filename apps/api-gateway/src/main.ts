@@ -15,14 +15,21 @@ import {
   attachGateway,
   GatewayHttpAdapter,
   installGracefulShutdown,
+  readTlsPair,
   superviseWorkers,
+  type TlsPair,
   workerCount,
 } from '@helix/gateway-server';
 import { AppModule } from './app/app.module';
 
-function loadConfigOrExit(): GatewayConfig {
+/** The configuration, and the TLS pair when the public port speaks TLS; exits 1 when bad. */
+function loadConfigOrExit(): { config: GatewayConfig; tls: TlsPair | undefined } {
   try {
-    return loadGatewayConfig(readEnvironment());
+    const config = loadGatewayConfig(readEnvironment());
+    const { TLS_CERT_FILE, TLS_KEY_FILE } = config;
+    const tls =
+      TLS_CERT_FILE && TLS_KEY_FILE ? readTlsPair(TLS_CERT_FILE, TLS_KEY_FILE) : undefined;
+    return { config, tls };
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     process.stderr.write(`${err.message}\n`);
@@ -31,7 +38,7 @@ function loadConfigOrExit(): GatewayConfig {
 }
 
 async function bootstrap(): Promise<void> {
-  const config = loadConfigOrExit();
+  const { config, tls } = loadConfigOrExit();
   const logger = createRootLogger(config);
   if (cluster.isPrimary && workerCount(config) > 1) {
     superviseWorkers(config, logger);
@@ -39,13 +46,13 @@ async function bootstrap(): Promise<void> {
   }
   const app = await NestFactory.create<NestExpressApplication>(
     AppModule.register(config, logger),
-    new GatewayHttpAdapter(config),
+    new GatewayHttpAdapter(config, tls),
     {
       bodyParser: false,
       logger: new PinoNestLogger(logger),
     },
   );
-  attachGateway(app);
+  const tlsConnections = attachGateway(app);
   try {
     await app.listen(config.SERVICE_PORT, config.HOST);
   } catch (err) {
@@ -54,9 +61,13 @@ async function bootstrap(): Promise<void> {
     );
     process.exit(1);
   }
-  installGracefulShutdown(app);
+  installGracefulShutdown(app, tlsConnections);
   const { address, port } = app.getHttpServer().address() as AddressInfo;
-  new Logger('Gateway').log(`Helix API Gateway listening on http://${address}:${port}`);
+  const scheme = tls ? 'https' : 'http';
+  const protocols = tls ? ' (HTTP/2 and HTTP/1.1)' : '';
+  new Logger('Gateway').log(
+    `Helix API Gateway listening on ${scheme}://${address}:${port}${protocols}`,
+  );
 }
 
 void bootstrap();

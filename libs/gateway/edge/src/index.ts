@@ -9,3 +9,4 @@ export * from './lib/overload-monitor';
 export * from './lib/rate-limiter';
 export * from './lib/request-id';
 export * from './lib/security-headers';
+export * from './lib/http2-compat';

@@ -2,7 +2,6 @@ export {
   type Exchange,
   type ExchangeEndpoint,
   type ExchangeHooks,
-  hasBody,
   moveExchange,
   openExchange,
   refuseRequest,

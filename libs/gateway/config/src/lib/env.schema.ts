@@ -31,6 +31,8 @@ export const DEFAULT_BODY_MIN_RATE_BYTES_PER_S = 500;
 export const DEFAULT_BODY_MIN_RATE_GRACE_MS = 20_000;
 /** Longer than a load balancer's idle timeout (60 s on most), so the gateway never closes first. */
 export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 65_000;
+/** Streams per HTTP/2 connection, as Envoy's edge guide sets it. */
+export const DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS = 100;
 /** Shorter than the 5 s of Node.js upstreams, so a pooled socket is never reused as it closes. */
 export const DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS = 4_000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
@@ -243,6 +245,13 @@ const serviceUrls = Object.fromEntries(
  * The gateway's environment: one schema, the one source of both validation and the type.
  * Every key is an environment variable; CONTRACT.md "Environment" lists their meaning.
  */
+/** A file path, unset when empty. */
+const optionalPath = z
+  .string()
+  .trim()
+  .optional()
+  .transform((v) => v || undefined);
+
 export const envSchema = z.object({
   SERVICE_PORT: integer(0, 65535, DEFAULT_SERVICE_PORT),
   HOST: z.string().trim().min(1, 'must not be empty').default(DEFAULT_HOST),
@@ -261,11 +270,10 @@ export const envSchema = z.object({
   RATE_LIMIT_WINDOW_MS: integer(1, 86_400_000, DEFAULT_RATE_LIMIT_WINDOW_MS),
   REDIS_URL: redisUrl,
   TRUST_PROXY: trustProxy,
-  GATEWAY_ROUTES_FILE: z
-    .string()
-    .trim()
-    .optional()
-    .transform((v) => v || undefined),
+  GATEWAY_ROUTES_FILE: optionalPath,
+  TLS_CERT_FILE: optionalPath,
+  TLS_KEY_FILE: optionalPath,
+  HTTP2_MAX_CONCURRENT_STREAMS: integer(1, 10_000, DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS),
   LOG_LEVEL: z
     .enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(', ')}` })
     .default(DEFAULT_LOG_LEVEL),

@@ -230,6 +230,18 @@ describe('loadGatewayConfig', () => {
       { HEALTH_CHECK_TIMEOUT_MS: 'x' },
       'HEALTH_CHECK_TIMEOUT_MS="x" must be a whole number from 1 to 600000',
     ],
+    [
+      { TLS_CERT_FILE: '/etc/tls/tls.crt' },
+      'TLS_KEY_FILE=(unset) must be set with TLS_CERT_FILE; TLS needs both the certificate and its key',
+    ],
+    [
+      { TLS_KEY_FILE: '/etc/tls/tls.key' },
+      'TLS_CERT_FILE=(unset) must be set with TLS_KEY_FILE; TLS needs both the certificate and its key',
+    ],
+    [
+      { HTTP2_MAX_CONCURRENT_STREAMS: '0' },
+      'HTTP2_MAX_CONCURRENT_STREAMS="0" must be a whole number from 1 to 10000',
+    ],
   ])('rejects %j with one line naming the variable', (env, message) => {
     expect(errorOf(env)).toBe(`Invalid configuration: ${message}`);
   });

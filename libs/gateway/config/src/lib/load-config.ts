@@ -143,6 +143,14 @@ export function loadGatewayConfig(env: Env): GatewayConfig {
       `Invalid configuration: HEADERS_TIMEOUT_MS="${HEADERS_TIMEOUT_MS}" must not exceed REQUEST_TIMEOUT_MS="${REQUEST_TIMEOUT_MS}"`,
     );
   }
+  const { TLS_CERT_FILE, TLS_KEY_FILE } = parsed.data;
+  if ((TLS_CERT_FILE === undefined) !== (TLS_KEY_FILE === undefined)) {
+    const missing = TLS_CERT_FILE === undefined ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE';
+    const set = TLS_CERT_FILE === undefined ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE';
+    throw new ConfigError(
+      `Invalid configuration: ${missing}=(unset) must be set with ${set}; TLS needs both the certificate and its key`,
+    );
+  }
   const routes = parsed.data.GATEWAY_ROUTES_FILE
     ? loadRouteFile(parsed.data.GATEWAY_ROUTES_FILE, parsed.data)
     : resolveRoutes(builtInRoutes(), parsed.data, 'built-in table');

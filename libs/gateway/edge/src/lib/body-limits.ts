@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendError } from './error-response';
+import { setConnectionClose } from './http2-compat';
 
 /** The 413 message, whether the length announced it or the streamed body outgrew the limit. */
 export const BODY_TOO_LARGE = 'The request body is larger than this route accepts';
@@ -13,7 +14,7 @@ export function rejectOversizedBody(
 ): boolean {
   const length = req.headers['content-length'];
   if (length === undefined || Number(length) <= maxBodyBytes) return false;
-  res.setHeader('connection', 'close');
+  setConnectionClose(res);
   sendError(res, 413, BODY_TOO_LARGE, requestId);
   return true;
 }

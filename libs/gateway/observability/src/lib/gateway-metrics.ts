@@ -95,6 +95,16 @@ export class GatewayMetrics {
     labelNames: ['service'] as const,
     registers: [this.registry],
   });
+  readonly http2SessionsOpened = new Counter({
+    name: 'helix_gateway_http2_sessions_total',
+    help: 'HTTP/2 connections (sessions) opened by clients on the public port.',
+    registers: [this.registry],
+  });
+  readonly http2Sessions = new Gauge({
+    name: 'helix_gateway_http2_sessions',
+    help: 'HTTP/2 connections (sessions) open now.',
+    registers: [this.registry],
+  });
   readonly redisUp = new Gauge({
     name: 'helix_gateway_redis_up',
     help: '1 while rate-limit counters are shared through Redis, 0 while counting locally.',

@@ -1,5 +1,6 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { Inject, Injectable } from '@nestjs/common';
 import { GATEWAY_CONFIG, type GatewayConfig } from '@helix/gateway-config';
@@ -7,8 +8,13 @@ import {
   assignRequestId,
   BODY_TOO_SLOW,
   BodyGuard,
+  clientConnection,
+  closeAfterResponse,
   EdgePolicies,
+  hasBody,
+  isHttp2,
   OverloadMonitor,
+  pinRequestLine,
   rejectOversizedBody,
   resolveRequestId,
   sendError,
@@ -25,7 +31,6 @@ import {
   type ExchangeEndpoint,
   type ExchangeHooks,
   forward,
-  hasBody,
   moveExchange,
   openExchange,
   refuseRequest,
@@ -42,6 +47,8 @@ const NO_ROUTE = 'No route matches this path';
 const NO_WEBSOCKET = 'This path does not accept WebSocket upgrades';
 const HEARTBEAT = '/heartbeat';
 const TOO_MANY_HEADERS = 'The request has too many header fields';
+/** As answerClientError says it over HTTP/1.1. */
+const HEADERS_TOO_LARGE = 'The request headers are too large';
 const NO_HOST = 'An HTTP/1.1 request needs a Host header';
 const OVERLOADED = 'The gateway is overloaded; try again shortly';
 /** Seconds a shed client is asked to wait: overload and a full cap pass in moments. */
@@ -77,6 +84,7 @@ const RETRYABLE_FAILURES: ReadonlySet<UpstreamFailure> = new Set([
 export class GatewayPipeline {
   private readonly hooks: ExchangeHooks;
   private readonly maxRawHeaders: number;
+  private readonly maxHeaderBytes: number;
   /** Upgraded connections, which the HTTP server no longer tracks: cut if a drain times out. */
   private readonly tunnels = new Set<Socket>();
 
@@ -93,13 +101,14 @@ export class GatewayPipeline {
     metrics.observeUpstreamInFlight(() => registry.all());
     this.hooks = {
       onUpstreamHeaders: (headers, res, requestId) => {
-        applyResponseHeaderPolicy(headers, res.shouldKeepAlive, requestId);
+        applyResponseHeaderPolicy(headers, clientConnection(res), requestId);
         edge.onUpstreamHeaders(headers, res);
       },
       serverTiming: config.SERVER_TIMING,
       retry: this.retry.bind(this),
     };
     this.maxRawHeaders = config.MAX_HEADERS_COUNT * 2;
+    this.maxHeaderBytes = config.MAX_HEADER_BYTES;
   }
 
   /** The server's request listener: proxied routes first, everything else to `fallback`. */
@@ -113,10 +122,13 @@ export class GatewayPipeline {
   handle(req: IncomingMessage, res: ServerResponse): boolean {
     const record = this.observer.begin(req, res, performance.now());
     const requestId = assignRequestId(req, res);
+    const http2 = isHttp2(req);
     // Draining: every answer asks its client to go elsewhere for the next request.
-    if (this.lifecycle.draining) res.shouldKeepAlive = false;
+    if (this.lifecycle.draining) closeAfterResponse(req, res);
     if (this.edge.greet(req, res)) return true;
-    if (req.rawHeaders.length > this.maxRawHeaders) {
+    if (http2) {
+      if (this.refuseHttp2Headers(req, res, requestId)) return true;
+    } else if (req.rawHeaders.length > this.maxRawHeaders) {
       sendError(res, 431, TOO_MANY_HEADERS, requestId);
       return true;
     }
@@ -161,6 +173,10 @@ export class GatewayPipeline {
     }
     upstream.budget.recordRequest(now);
     const body = hasBody(req);
+    // An HTTP/2 body of unknown length goes to the upstream chunked, like HTTP/1.1's.
+    if (body && http2 && req.headers['content-length'] === undefined) {
+      req.headers['transfer-encoding'] = 'chunked';
+    }
     this.forwardHeaders(req, requestId, instance, false);
     if (route.stripPrefix) req.url = stripPrefix(target.url, route.prefix);
     const exchange = openExchange(
@@ -313,16 +329,43 @@ export class GatewayPipeline {
     instance: ExchangeEndpoint,
     upgrade: boolean,
   ): void {
+    if (isHttp2(req)) pinRequestLine(req);
     applyRequestHeaderPolicy(
       req.headers,
       {
         clientIp: req.socket.remoteAddress,
         httpVersion: req.httpVersion,
+        encrypted: (req.socket as TLSSocket).encrypted === true,
         requestId,
         upstreamHost: instance.host,
       },
       upgrade,
     );
+  }
+
+  /**
+   * The header limits over HTTP/2, where no HTTP/1.1 parser enforces them: too many fields or
+   * too many bytes (HPACK's accounting, RFC 9113 §6.5.2: name, value and 32 per field, the
+   * pseudo-headers included) get the same 431 as over HTTP/1.1. nghttp2 resets a stream far
+   * beyond them before it is a request at all (GatewayHttpAdapter).
+   */
+  private refuseHttp2Headers(req: IncomingMessage, res: ServerResponse, requestId: string): boolean {
+    const raw = req.rawHeaders;
+    let fields = 0;
+    let bytes = 0;
+    for (let i = 0; i < raw.length; i += 2) {
+      if (raw[i].charCodeAt(0) !== 0x3a) fields++;
+      bytes += raw[i].length + raw[i + 1].length + 32;
+    }
+    if (fields * 2 > this.maxRawHeaders) {
+      sendError(res, 431, TOO_MANY_HEADERS, requestId);
+      return true;
+    }
+    if (bytes > this.maxHeaderBytes) {
+      sendError(res, 431, HEADERS_TOO_LARGE, requestId);
+      return true;
+    }
+    return false;
   }
 
   /** Refuses a request before any upstream work, counted by reason (Envoy's overflow). */

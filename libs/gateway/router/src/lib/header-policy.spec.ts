@@ -4,6 +4,7 @@ import { applyRequestHeaderPolicy, applyResponseHeaderPolicy } from './header-po
 const forwarded = {
   clientIp: '203.0.113.7',
   httpVersion: '1.1',
+  encrypted: false,
   requestId: 'req-1',
   upstreamHost: 'auth-service:3001',
 };
@@ -108,6 +109,33 @@ describe('applyRequestHeaderPolicy', () => {
   });
 });
 
+describe('applyRequestHeaderPolicy over HTTP/2', () => {
+  it('turns :authority into X-Forwarded-Host, drops every pseudo-header and says https', () => {
+    const headers: IncomingHttpHeaders = {
+      ':method': 'POST',
+      ':path': '/api/auth/login',
+      ':scheme': 'https',
+      ':authority': 'gateway.example.com',
+      'content-type': 'application/json',
+      te: 'trailers',
+    };
+    applyRequestHeaderPolicy(
+      headers,
+      { ...forwarded, httpVersion: '2.0', encrypted: true },
+      false,
+    );
+    expect(headers).toEqual({
+      host: 'auth-service:3001',
+      'content-type': 'application/json',
+      'x-forwarded-for': '203.0.113.7',
+      'x-forwarded-proto': 'https',
+      'x-forwarded-host': 'gateway.example.com',
+      via: '2 helix-gateway',
+      'x-request-id': 'req-1',
+    });
+  });
+});
+
 describe('applyResponseHeaderPolicy', () => {
   it("replaces the upstream's connection fields with the client's and adds Via and the request id", () => {
     const headers: IncomingHttpHeaders = {
@@ -118,14 +146,31 @@ describe('applyResponseHeaderPolicy', () => {
       'transfer-encoding': 'chunked',
       'x-request-id': 'something-else',
     };
-    applyResponseHeaderPolicy(headers, true, 'req-1');
+    applyResponseHeaderPolicy(headers, 'keep-alive', 'req-1');
     expect(headers).toEqual({
       'content-type': 'application/json',
       connection: 'keep-alive',
       via: '1.1 helix-gateway',
       'x-request-id': 'req-1',
     });
-    applyResponseHeaderPolicy(headers, false, 'req-1');
+    applyResponseHeaderPolicy(headers, 'close', 'req-1');
     expect(headers.connection).toBe('close');
+  });
+
+  it('sends no connection-specific field at all to an HTTP/2 client', () => {
+    const headers: IncomingHttpHeaders = {
+      'content-type': 'text/plain',
+      connection: 'keep-alive',
+      'keep-alive': 'timeout=5',
+      'proxy-connection': 'keep-alive',
+      'transfer-encoding': 'chunked',
+      upgrade: 'h2c',
+    };
+    applyResponseHeaderPolicy(headers, undefined, 'req-2');
+    expect(headers).toEqual({
+      'content-type': 'text/plain',
+      via: '1.1 helix-gateway',
+      'x-request-id': 'req-2',
+    });
   });
 });

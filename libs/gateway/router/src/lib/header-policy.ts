@@ -44,6 +44,16 @@ function dropHopByHop(headers: IncomingHttpHeaders): void {
   }
 }
 
+/**
+ * HTTP/2's pseudo-header fields (`:method`, `:path`, `:scheme`, `:authority`) describe the
+ * client's stream; an HTTP/1.1 upstream must never see them (RFC 9113 §8.3).
+ */
+function dropPseudoHeaders(headers: IncomingHttpHeaders): void {
+  for (const name in headers) {
+    if (name.charCodeAt(0) === 0x3a) delete headers[name];
+  }
+}
+
 function append(existing: string | string[] | undefined, value: string): string {
   if (existing === undefined || existing === '') return value;
   return `${Array.isArray(existing) ? existing.join(', ') : existing}, ${value}`;
@@ -52,7 +62,10 @@ function append(existing: string | string[] | undefined, value: string): string 
 /** What the gateway knows about one request when it forwards it. */
 export interface ForwardedRequest {
   readonly clientIp: string | undefined;
+  /** The client's protocol version, as Node gives it: `1.0`, `1.1` or `2.0`. */
   readonly httpVersion: string;
+  /** Whether the client's connection is TLS, for `X-Forwarded-Proto`. */
+  readonly encrypted: boolean;
   readonly requestId: string;
   /** `host[:port]` of the chosen upstream. */
   readonly upstreamHost: string;
@@ -70,6 +83,9 @@ export function applyRequestHeaderPolicy(
 ): void {
   const chunked = headers['transfer-encoding'] !== undefined;
   const upgradeTo = headers.upgrade;
+  // Over HTTP/2 `:authority` stands for Host (RFC 9113 §8.3.1).
+  const ownHost = headers.host ?? (headers[':authority'] as string | undefined);
+  if (forwarded.httpVersion === '2.0') dropPseudoHeaders(headers);
   dropHopByHop(headers);
   // The gateway answered `Expect: 100-continue` itself; the upstream gets the body directly.
   if ('expect' in headers) delete headers.expect;
@@ -78,29 +94,32 @@ export function applyRequestHeaderPolicy(
     headers.connection = 'upgrade';
     headers.upgrade = upgradeTo;
   }
-  const ownHost = headers.host;
   headers.host = forwarded.upstreamHost;
   if (forwarded.clientIp !== undefined) {
     headers['x-forwarded-for'] = append(headers['x-forwarded-for'], forwarded.clientIp);
   }
-  headers['x-forwarded-proto'] = 'http';
+  headers['x-forwarded-proto'] = forwarded.encrypted ? 'https' : 'http';
   if (ownHost !== undefined) headers['x-forwarded-host'] = ownHost;
   else if ('x-forwarded-host' in headers) delete headers['x-forwarded-host'];
-  headers.via = append(headers.via, `${forwarded.httpVersion} ${VIA_PSEUDONYM}`);
+  // RFC 9110 §7.6.3 names HTTP/2 as `2`.
+  const version = forwarded.httpVersion === '2.0' ? '2' : forwarded.httpVersion;
+  headers.via = append(headers.via, `${version} ${VIA_PSEUDONYM}`);
   headers['x-request-id'] = forwarded.requestId;
 }
 
 /**
  * Rewrites an upstream's response headers in place for the client: its hop-by-hop fields
  * describe the upstream connection, not the client's, so they go; Node frames the body anew.
+ * `connection` is the client connection's own `Connection`, or undefined over HTTP/2, which
+ * has no connection-specific fields at all (RFC 9113 §8.2.2).
  */
 export function applyResponseHeaderPolicy(
   headers: IncomingHttpHeaders,
-  keepAlive: boolean,
+  connection: 'keep-alive' | 'close' | undefined,
   requestId: string,
 ): void {
   dropHopByHop(headers);
-  headers.connection = keepAlive ? 'keep-alive' : 'close';
+  if (connection !== undefined) headers.connection = connection;
   headers.via = append(headers.via, `1.1 ${VIA_PSEUDONYM}`);
   headers['x-request-id'] = requestId;
 }

@@ -5,6 +5,7 @@ import { Logger } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { GATEWAY_CONFIG, type GatewayConfig } from '@helix/gateway-config';
 import { GatewayLifecycle, GatewayPipeline } from '@helix/gateway-router';
+import type { TlsConnections } from './tls-connections';
 
 const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 
@@ -13,7 +14,8 @@ export const DRAIN_MESSAGE = 'helix:drain';
 
 /**
  * Drains the gateway on SIGTERM or SIGINT (CONTRACT.md "Hard edges"):
- * 1. `/health` answers 503 `draining` at once, so load balancers stop sending traffic;
+ * 1. `/health` answers 503 `draining` at once, so load balancers stop sending traffic, and
+ *    every HTTP/2 session gets a GOAWAY (its streams in flight finish);
  * 2. for SHUTDOWN_DELAY_MS the gateway keeps serving, while they catch up;
  * 3. it stops accepting, closes idle keep-alive connections and asks busy ones to close after
  *    their response;
@@ -22,7 +24,10 @@ export const DRAIN_MESSAGE = 'helix:drain';
  * 5. Nest closes the upstream pools, Redis and the metrics server, and the process exits 0.
  * A second signal exits at once.
  */
-export function installGracefulShutdown(app: NestExpressApplication): void {
+export function installGracefulShutdown(
+  app: NestExpressApplication,
+  tlsConnections?: TlsConnections,
+): void {
   const config = app.get<GatewayConfig>(GATEWAY_CONFIG);
   const lifecycle = app.get(GatewayLifecycle);
   const pipeline = app.get(GatewayPipeline);
@@ -31,6 +36,7 @@ export function installGracefulShutdown(app: NestExpressApplication): void {
 
   const drain = async (signal: string): Promise<void> => {
     lifecycle.draining = true;
+    tlsConnections?.goAway();
     logger.log(`${signal}: draining, still accepting for ${config.SHUTDOWN_DELAY_MS} ms`);
     await sleep(config.SHUTDOWN_DELAY_MS);
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -44,7 +50,8 @@ export function installGracefulShutdown(app: NestExpressApplication): void {
     ]);
     if (!finished) {
       logger.warn('drain timeout: closing the connections still open');
-      server.closeAllConnections();
+      if (tlsConnections) tlsConnections.destroyAll();
+      else server.closeAllConnections();
       pipeline.closeTunnels();
     }
     await app.close();

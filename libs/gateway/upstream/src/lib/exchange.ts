@@ -5,7 +5,13 @@ import type { Duplex } from 'node:stream';
 import { Logger } from '@nestjs/common';
 import type { RequestHandler } from 'http-proxy-middleware';
 import type { Pool } from 'undici';
-import { sendError, writeSocketError } from '@helix/gateway-edge';
+import {
+  hasBody,
+  isHttp2Response,
+  sendError,
+  setConnectionClose,
+  writeSocketError,
+} from '@helix/gateway-edge';
 import type { RequestRecord } from '@helix/gateway-observability';
 import { classifyUpstreamError, UPSTREAM_FAILURES, type UpstreamFailure } from './upstream-errors';
 
@@ -133,12 +139,6 @@ export function openExchange(init: ExchangeInit, hooks: ExchangeHooks): Exchange
   return exchange;
 }
 
-/** The request carries a body: chunked, or of a length above zero. */
-export function hasBody(req: IncomingMessage): boolean {
-  const length = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
-}
-
 /**
  * The request has gone to the upstream in full: the time-to-first-byte clock starts, unless
  * it runs already (a retry keeps the first try's clock) or the answer has come already (an
@@ -160,12 +160,12 @@ export function refuseRequest(exchange: Exchange, status: number, message: strin
   settle(exchange);
   abortUpstream(exchange);
   const target = exchange.target;
-  if (!(target instanceof ServerResponse)) return;
+  if (!isResponse(target)) return;
   if (target.headersSent) {
     target.destroy();
     return;
   }
-  target.setHeader('connection', 'close');
+  setConnectionClose(target);
   sendError(target, status, message, exchange.requestId);
 }
 
@@ -244,11 +244,16 @@ export function settle(exchange: Exchange | undefined): void {
   }
 }
 
+/** An HTTP answer, over HTTP/1.1 or HTTP/2, rather than the socket of an upgrade. */
+function isResponse(target: ServerResponse | Duplex): target is ServerResponse {
+  return target instanceof ServerResponse || isHttp2Response(target);
+}
+
 function answerFailure(exchange: Exchange, failure: UpstreamFailure): void {
   if (exchange.record) exchange.record.upstreamFailure = failure;
   const { status, message } = UPSTREAM_FAILURES[failure];
   const target = exchange.target;
-  if (target instanceof ServerResponse) {
+  if (isResponse(target)) {
     if (target.headersSent) {
       // The status line is gone already: cut the connection so the truncation shows.
       target.destroy();

@@ -2,6 +2,7 @@ import type { ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import { isHttp2Response } from '@helix/gateway-edge';
 import {
   acceptResponseHead,
   bodyIdleError,
@@ -114,7 +115,8 @@ class UndiciDispatch implements Dispatcher.DispatchHandler, EngineTry {
       const value = headers[name];
       if (value !== undefined) res.setHeader(name, value);
     }
-    if (statusText !== '') res.statusMessage = statusText;
+    // HTTP/2 has no reason phrase (RFC 9113 §8.3.2); Node warns when one is set.
+    if (statusText !== '' && !isHttp2Response(res)) res.statusMessage = statusText;
     res.writeHead(statusCode);
     this.resume = resume;
     return true;
