@@ -42,8 +42,10 @@ COPY --from=build /app/dist/apps/api-gateway ./dist/apps/api-gateway
 USER node
 EXPOSE 3000 9464
 # node itself, since the image has no curl; /heartbeat touches no upstream and is never rate limited.
+# Over HTTPS when TLS_CERT_FILE is set (the port then speaks nothing else); the certificate is
+# not checked on this loopback call, since it names the public host, not 127.0.0.1.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.SERVICE_PORT || 3000) + '/heartbeat', { signal: AbortSignal.timeout(2000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+  CMD ["node", "-e", "require(process.env.TLS_CERT_FILE ? 'node:https' : 'node:http').get({ host: '127.0.0.1', port: process.env.SERVICE_PORT || 3000, path: '/heartbeat', rejectUnauthorized: false, timeout: 2000 }, (r) => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1)).on('timeout', () => process.exit(1))"]
 # Exec form: node is PID 1 and receives SIGTERM itself, which starts the drain.
 # --max-semi-space-size=8 caps V8's young generation at 3 × 8 MiB. Node 24 otherwise lets it grow
 # to 128 MiB under load, the largest part of the gateway's RSS, for no gain in throughput

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import { GATEWAY_CONFIG, type GatewayConfig } from '@helix/gateway-config';
+import { isHttp2, streamOf } from './http2-compat';
 
 /** The 408 message of a request body that stalled or trickled. */
 export const BODY_TOO_SLOW = 'The request body was not received in time';
@@ -12,7 +13,13 @@ const SWEEP_MS = 250;
 interface Watch {
   readonly req: IncomingMessage;
   readonly onCut: () => void;
-  /** `socket.bytesRead` when the watch began: what came since is the body. */
+  /**
+   * Over HTTP/2 the body's own bytes, counted as its stream's DATA frames arrive: the
+   * connection's count is shared by every stream on it (and Node's HTTP/2 socket proxy has
+   * none). Undefined over HTTP/1.1, where the socket's count serves.
+   */
+  readonly received: { bytes: number } | undefined;
+  /** The byte count when the watch began: what came since is the body. */
   readonly startRead: number;
   lastRead: number;
   lastSweep: number;
@@ -52,10 +59,12 @@ export class BodyGuard implements OnModuleDestroy {
   watch(req: IncomingMessage, res: ServerResponse, onCut: () => void): void {
     if (this.idleMs === 0 && this.minRate === 0) return;
     const now = Date.now();
-    const read = req.socket.bytesRead;
+    const received = isHttp2(req) ? countStreamBytes(req) : undefined;
+    const read = received ? 0 : req.socket.bytesRead;
     const watch: Watch = {
       req,
       onCut,
+      received,
       startRead: read,
       lastRead: read,
       lastSweep: now,
@@ -90,7 +99,7 @@ export class BodyGuard implements OnModuleDestroy {
 
   private tooSlow(watch: Watch, now: number): boolean {
     const { req } = watch;
-    const read = req.socket.bytesRead;
+    const read = watch.received ? watch.received.bytes : req.socket.bytesRead;
     const progressed = read !== watch.lastRead;
     const waiting = req.readableLength === 0;
     if (progressed || waiting) watch.waitedMs += now - watch.lastSweep;
@@ -102,4 +111,16 @@ export class BodyGuard implements OnModuleDestroy {
     const allowedMs = this.graceMs + ((read - watch.startRead) * 1000) / this.minRate;
     return watch.waitedMs > allowedMs;
   }
+}
+
+/**
+ * Counts an HTTP/2 body's bytes beside the compatibility request's own listener on its stream,
+ * which already keeps that stream flowing; this one changes nothing about its flow.
+ */
+function countStreamBytes(req: IncomingMessage): { bytes: number } {
+  const received = { bytes: 0 };
+  streamOf(req).on('data', (chunk: Buffer) => {
+    received.bytes += chunk.length;
+  });
+  return received;
 }

@@ -45,11 +45,13 @@ export class RequestObserver {
   }
 
   begin(req: IncomingMessage, res: ServerResponse, startedAt: number): RequestRecord {
-    const socket = req.socket as CountedSocket;
+    // An HTTP/2 stream shares its connection's byte counts with every other stream on it, so
+    // only HTTP/1.1 requests log the bytes they moved.
+    const socket = req.httpVersionMajor === 2 ? undefined : (req.socket as CountedSocket);
     const record: RequestRecord = {
       startedAt,
-      bytesReadBefore: socket[READ_BEFORE] ?? 0,
-      bytesWrittenBefore: socket.bytesWritten,
+      bytesReadBefore: socket ? (socket[READ_BEFORE] ?? 0) : 0,
+      bytesWrittenBefore: socket ? socket.bytesWritten : 0,
       route: 'gateway',
       service: undefined,
       clientIp: undefined,
@@ -95,8 +97,8 @@ export class RequestObserver {
       if (record.retries > 0 && record.service)
         m.retries.labels(record.service).inc(record.retries);
     }
-    const socket = req.socket as CountedSocket;
-    socket[READ_BEFORE] = socket.bytesRead;
+    const socket = req.httpVersionMajor === 2 ? undefined : (req.socket as CountedSocket);
+    if (socket) socket[READ_BEFORE] = socket.bytesRead;
     if (this.accessLog) {
       this.logger.info(
         {
@@ -107,8 +109,9 @@ export class RequestObserver {
           service: record.service,
           status,
           aborted: !res.writableFinished || undefined,
-          bytesIn: socket.bytesRead - record.bytesReadBefore,
-          bytesOut: socket.bytesWritten - record.bytesWrittenBefore,
+          bytesIn: socket && socket.bytesRead - record.bytesReadBefore,
+          bytesOut: socket && socket.bytesWritten - record.bytesWrittenBefore,
+          protocol: req.httpVersionMajor === 2 ? 'h2' : undefined,
           durationMs: round(durationMs),
           upstreamTtfbMs: ttfbMs === undefined ? undefined : round(ttfbMs),
           upstreamFailure: record.upstreamFailure,
