@@ -95,6 +95,18 @@ export class GatewayMetrics {
     labelNames: ['service'] as const,
     registers: [this.registry],
   });
+  readonly routeReloads = new Counter({
+    name: 'helix_gateway_route_reloads_total',
+    help: 'Reloads of GATEWAY_ROUTES_FILE (SIGHUP or a change seen), by result: applied or refused.',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly routeTable = new Gauge({
+    name: 'helix_gateway_route_table_info',
+    help: 'The route table in force: 1, labelled with the SHA-256 of its file (built-in: none).',
+    labelNames: ['sha256'] as const,
+    registers: [this.registry],
+  });
   readonly http2SessionsOpened = new Counter({
     name: 'helix_gateway_http2_sessions_total',
     help: 'HTTP/2 connections (sessions) opened by clients on the public port.',

@@ -25,7 +25,8 @@ export function attachGateway(app: NestExpressApplication): TlsConnections | und
   express.disable('x-powered-by');
   const server: Server = app.getHttpServer();
   const overHttp2 = http2Express(express);
-  const nest: RequestListener = (req, res) => (isHttp2(req) ? overHttp2(req, res) : express(req, res));
+  const nest: RequestListener = (req, res) =>
+    isHttp2(req) ? overHttp2(req, res) : express(req, res);
   server.removeListener('request', express);
   server.on('request', pipeline.createRequestListener(nest));
   server.on('upgrade', (req, socket, head) => pipeline.handleUpgrade(req, socket as Socket, head));

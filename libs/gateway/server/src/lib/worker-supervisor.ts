@@ -3,8 +3,10 @@ import { createServer } from 'node:http';
 import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
-import type { GatewayConfig } from '@helix/gateway-config';
+import { ConfigError, type GatewayConfig, loadRouteFile } from '@helix/gateway-config';
+import { FolderWatch, hashFile } from './folder-watch';
 import { DRAIN_MESSAGE } from './graceful-shutdown';
+import { ROUTES_CHANGED_MESSAGE, ROUTES_POLL_MS } from './route-reloader';
 
 /** More crashes than this within CRASH_WINDOW_MS is a crash loop: the supervisor gives up. */
 const MAX_CRASHES = 5;
@@ -75,8 +77,34 @@ export function superviseWorkers(config: GatewayConfig, logger: Logger): void {
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP');
   });
 
+  if (config.GATEWAY_ROUTES_FILE) watchRouteFile(config, config.GATEWAY_ROUTES_FILE, logger);
   if (config.METRICS_PORT !== 0) serveClusterMetrics(config, logger);
   for (let i = 0; i < wanted; i++) fork();
+}
+
+/**
+ * The route file's watch for every worker at once: the primary validates a changed file once,
+ * logs a refusal once, and tells the workers to load a valid one.
+ */
+function watchRouteFile(config: GatewayConfig, file: string, logger: Logger): void {
+  let seen = hashFile(file);
+  const onChange = () => {
+    const now = hashFile(file);
+    if (now === undefined || now === seen) return;
+    seen = now;
+    try {
+      loadRouteFile(file, config);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      logger.error(
+        `route file changed: reload refused, the workers keep their table: ${err.message}`,
+      );
+      return;
+    }
+    logger.info(`route file changed: every worker reloads ${file}`);
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.send(ROUTES_CHANGED_MESSAGE);
+  };
+  new FolderWatch([file], onChange, ROUTES_POLL_MS, (message) => logger.warn(message)).start();
 }
 
 function serveClusterMetrics(config: GatewayConfig, logger: Logger): void {
