@@ -1,6 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { closedPort } from './support';
 
 export const REDIS_SERVER = '/usr/bin/redis-server';
@@ -70,4 +73,76 @@ export async function startRedis(): Promise<RedisServer> {
   };
   await start();
   return { url: `redis://127.0.0.1:${port}`, port, stop, start };
+}
+
+export const DNSMASQ = '/usr/sbin/dnsmasq';
+
+export interface DnsServer {
+  /** `127.0.0.1:<port>`, as DNS_SERVERS takes it. */
+  readonly address: string;
+  /** Replaces the names it answers (`ip name` lines) and makes it re-read them (SIGHUP). */
+  setHosts(lines: readonly string[]): Promise<void>;
+  /** SIGSTOP: queries hang unanswered, as a resolver that went away. */
+  pause(): void;
+  resume(): void;
+  stop(): Promise<void>;
+}
+
+/**
+ * A real Debian dnsmasq on a free loopback port, answering only from its own hosts file
+ * with a 1 s TTL (`--local=/test/`: no name under `.test` is ever forwarded).
+ */
+export async function startDnsmasq(lines: readonly string[]): Promise<DnsServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'helix-dnsmasq-'));
+  const hosts = join(dir, 'hosts');
+  writeFileSync(hosts, `${lines.join('\n')}\n`);
+  const port = await closedPort();
+  const child = spawn(
+    DNSMASQ,
+    [
+      '--keep-in-foreground',
+      `--port=${port}`,
+      '--listen-address=127.0.0.1',
+      '--bind-interfaces',
+      '--no-resolv',
+      '--no-hosts',
+      `--addn-hosts=${hosts}`,
+      '--local=/test/',
+      '--local-ttl=1',
+      '--cache-size=0',
+      `--pid-file=${join(dir, 'pid')}`,
+      '--user=root',
+      '--log-facility=-',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  const onOutput = (chunk: Buffer) => (out += chunk.toString());
+  child.stdout?.on('data', onOutput);
+  child.stderr?.on('data', onOutput);
+  const readCount = () => (out.match(/read .*hosts - \d+ names?/g) ?? []).length;
+  const until = async (check: () => boolean, what: string) => {
+    for (let i = 0; i < 200 && !check(); i++) await sleep(25);
+    if (!check()) throw new Error(`dnsmasq ${what}:\n${out}`);
+  };
+  await until(() => readCount() > 0 || child.exitCode !== null, 'did not start');
+  if (child.exitCode !== null) throw new Error(`dnsmasq exited with ${child.exitCode}:\n${out}`);
+  return {
+    address: `127.0.0.1:${port}`,
+    setHosts: async (next) => {
+      const before = readCount();
+      writeFileSync(hosts, `${next.join('\n')}\n`);
+      child.kill('SIGHUP');
+      await until(() => readCount() > before, 'did not re-read its hosts file');
+    },
+    pause: () => child.kill('SIGSTOP'),
+    resume: () => child.kill('SIGCONT'),
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const exited = once(child, 'exit');
+      child.kill('SIGCONT');
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
 }

@@ -245,6 +245,39 @@ const serviceUrls = Object.fromEntries(
  * The gateway's environment: one schema, the one source of both validation and the type.
  * Every key is an environment variable; CONTRACT.md "Environment" lists their meaning.
  */
+export const DISCOVERY_MODES = ['static', 'dns'] as const;
+export type DiscoveryMode = (typeof DISCOVERY_MODES)[number];
+export const DEFAULT_DNS_REFRESH_MS = 5000;
+/** Addresses per service at most, as HAProxy's server-template takes a count. */
+export const DEFAULT_DNS_MAX_ADDRESSES = 64;
+
+/** `ip` or `ip:port` (IPv6 as `[ip]:port`), as dns.Resolver#setServers takes them. */
+function isResolverAddress(entry: string): boolean {
+  if (isIP(entry)) return true;
+  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(entry);
+  if (!match) return false;
+  const port = Number(match[3]);
+  return isIP(match[1] ?? match[2]) !== 0 && port >= 1 && port <= 65535;
+}
+
+const dnsServers = z
+  .string()
+  .trim()
+  .optional()
+  .transform((value, ctx) => {
+    if (!value) return undefined;
+    const entries = value.split(',').map((entry) => entry.trim());
+    const bad = entries.find((entry) => !isResolverAddress(entry));
+    if (bad !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `must list resolvers as ip or ip:port, not "${bad}"`,
+      });
+      return z.NEVER;
+    }
+    return entries;
+  });
+
 /** A file path, unset when empty. */
 const optionalPath = z
   .string()
@@ -274,6 +307,12 @@ export const envSchema = z.object({
   TLS_CERT_FILE: optionalPath,
   TLS_KEY_FILE: optionalPath,
   HTTP2_MAX_CONCURRENT_STREAMS: integer(1, 10_000, DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS),
+  UPSTREAM_DISCOVERY: z
+    .enum(DISCOVERY_MODES, { message: `must be one of ${DISCOVERY_MODES.join(', ')}` })
+    .default('static'),
+  DNS_REFRESH_MS: integer(100, 3_600_000, DEFAULT_DNS_REFRESH_MS),
+  DNS_SERVERS: dnsServers,
+  DNS_MAX_ADDRESSES: integer(1, 1024, DEFAULT_DNS_MAX_ADDRESSES),
   LOG_LEVEL: z
     .enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(', ')}` })
     .default(DEFAULT_LOG_LEVEL),

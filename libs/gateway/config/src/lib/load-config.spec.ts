@@ -238,6 +238,11 @@ describe('loadGatewayConfig', () => {
       { TLS_KEY_FILE: '/etc/tls/tls.key' },
       'TLS_CERT_FILE=(unset) must be set with TLS_KEY_FILE; TLS needs both the certificate and its key',
     ],
+    [{ UPSTREAM_DISCOVERY: 'srv' }, 'UPSTREAM_DISCOVERY="srv" must be one of static, dns'],
+    [
+      { DNS_SERVERS: '127.0.0.1:53,dns.example' },
+      'DNS_SERVERS="127.0.0.1:53,dns.example" must list resolvers as ip or ip:port, not "dns.example"',
+    ],
     [
       { HTTP2_MAX_CONCURRENT_STREAMS: '0' },
       'HTTP2_MAX_CONCURRENT_STREAMS="0" must be a whole number from 1 to 10000',
@@ -267,6 +272,7 @@ describe('GATEWAY_ROUTES_FILE', () => {
         '    balance: least-in-flight',
         '    retry: false',
         '    maxInFlight: 64',
+        '    discovery: dns',
       ].join('\n'),
     );
     const config = loadGatewayConfig({
@@ -283,6 +289,7 @@ describe('GATEWAY_ROUTES_FILE', () => {
         connectTimeoutMs: 5000,
         idleTimeoutMs: 0,
         balance: 'round-robin',
+        discovery: 'static',
         maxInFlight: 1024,
         retry: true,
         websocket: true,
@@ -296,6 +303,7 @@ describe('GATEWAY_ROUTES_FILE', () => {
         connectTimeoutMs: 250,
         idleTimeoutMs: 60000,
         balance: 'least-in-flight',
+        discovery: 'dns',
         maxInFlight: 64,
         retry: false,
         websocket: false,

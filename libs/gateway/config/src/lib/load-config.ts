@@ -111,6 +111,7 @@ function resolveRoutes(entries: RouteEntry[], env: GatewayEnv, source: string): 
       idleTimeoutMs: entry.idleTimeoutMs ?? env.STREAM_IDLE_TIMEOUT_MS,
       balance: entry.balance ?? 'round-robin',
       maxInFlight: entry.maxInFlight ?? env.UPSTREAM_MAX_IN_FLIGHT,
+      discovery: entry.discovery ?? env.UPSTREAM_DISCOVERY,
     };
   });
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parseUpstreamUrl } from './env.schema';
+import { DISCOVERY_MODES, type DiscoveryMode, parseUpstreamUrl } from './env.schema';
 
 /** Paths the gateway answers itself; no route may claim them. */
 export const RESERVED_PATHS = ['/heartbeat', '/health', '/info'] as const;
@@ -54,6 +54,7 @@ export const routeSchema = z.strictObject({
     .enum(['round-robin', 'least-in-flight'], { message: 'must be round-robin or least-in-flight' })
     .optional(),
   retry: z.boolean({ message: 'must be true or false' }).default(true),
+  discovery: z.enum(DISCOVERY_MODES, { message: 'must be static or dns' }).optional(),
   websocket: z.boolean({ message: 'must be true or false' }).default(true),
   maxInFlight: z
     .number({ message: 'must be a number of requests' })
@@ -93,8 +94,17 @@ export type RouteEntry = z.output<typeof routeSchema>;
 /** A route as the gateway runs it: targets and timeouts resolved against the environment. */
 export type GatewayRoute = Omit<
   RouteEntry,
-  'targets' | 'timeoutMs' | 'connectTimeoutMs' | 'idleTimeoutMs' | 'balance' | 'maxInFlight'
+  | 'targets'
+  | 'timeoutMs'
+  | 'connectTimeoutMs'
+  | 'idleTimeoutMs'
+  | 'balance'
+  | 'maxInFlight'
+  | 'discovery'
 > & {
+  /** `dns`: each address a target's name resolves to is an instance (the first route of a
+   * service sets it). */
+  discovery: DiscoveryMode;
   /** Requests in flight to the route's service at once (the first route of a service sets it). */
   maxInFlight: number;
   targets: URL[];

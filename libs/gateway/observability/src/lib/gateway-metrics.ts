@@ -95,6 +95,18 @@ export class GatewayMetrics {
     labelNames: ['service'] as const,
     registers: [this.registry],
   });
+  readonly dnsLookupFailures = new Counter({
+    name: 'helix_gateway_dns_lookup_failures_total',
+    help: 'Background lookups of a discovered target that failed or found no address (the last set stays).',
+    labelNames: ['service'] as const,
+    registers: [this.registry],
+  });
+  readonly upstreamAddresses = new Gauge({
+    name: 'helix_gateway_upstream_address_info',
+    help: 'The addresses a service reaches (metrics port only): 1 per instance, by service, instance index and address.',
+    labelNames: ['service', 'instance', 'address'] as const,
+    registers: [this.registry],
+  });
   readonly routeReloads = new Counter({
     name: 'helix_gateway_route_reloads_total',
     help: 'Reloads of GATEWAY_ROUTES_FILE (SIGHUP or a change seen), by result: applied or refused.',

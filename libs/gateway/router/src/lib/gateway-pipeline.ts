@@ -349,7 +349,11 @@ export class GatewayPipeline {
    * pseudo-headers included) get the same 431 as over HTTP/1.1. nghttp2 resets a stream far
    * beyond them before it is a request at all (GatewayHttpAdapter).
    */
-  private refuseHttp2Headers(req: IncomingMessage, res: ServerResponse, requestId: string): boolean {
+  private refuseHttp2Headers(
+    req: IncomingMessage,
+    res: ServerResponse,
+    requestId: string,
+  ): boolean {
     const raw = req.rawHeaders;
     let fields = 0;
     let bytes = 0;

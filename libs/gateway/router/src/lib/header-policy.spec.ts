@@ -119,11 +119,7 @@ describe('applyRequestHeaderPolicy over HTTP/2', () => {
       'content-type': 'application/json',
       te: 'trailers',
     };
-    applyRequestHeaderPolicy(
-      headers,
-      { ...forwarded, httpVersion: '2.0', encrypted: true },
-      false,
-    );
+    applyRequestHeaderPolicy(headers, { ...forwarded, httpVersion: '2.0', encrypted: true }, false);
     expect(headers).toEqual({
       host: 'auth-service:3001',
       'content-type': 'application/json',

@@ -26,7 +26,7 @@ export class RouteTable {
     this.routes = routes.map((route) => {
       let upstream = services.get(route.service);
       if (!upstream) {
-        // The first route of a service sets how its instances are balanced, and its cap.
+        // The first route of a service sets how its instances are balanced and found, and its cap.
         upstream = new UpstreamService(
           route.service,
           route.targets,
@@ -35,6 +35,7 @@ export class RouteTable {
           outlier,
           config.RETRY_BUDGET_PERCENT,
           route.maxInFlight,
+          route.discovery,
         );
         services.set(route.service, upstream);
       }
@@ -46,9 +47,7 @@ export class RouteTable {
 
   /** Out of service: requests in flight finish on the old pools, which then close. */
   retire(): void {
-    for (const service of this.services.values()) {
-      for (const instance of service.instances) instance.retire();
-    }
+    for (const service of this.services.values()) service.retire();
   }
 }
 

@@ -14,7 +14,7 @@ import {
 } from '@helix/gateway-config';
 import { EdgePolicies } from '@helix/gateway-edge';
 import { GatewayMetrics } from '@helix/gateway-observability';
-import { UpstreamRegistry } from '@helix/gateway-router';
+import { DnsDiscovery, UpstreamRegistry } from '@helix/gateway-router';
 import { FolderWatch, hashFile } from './folder-watch';
 
 /** What the primary of GATEWAY_WORKERS sends its workers when the route file has changed. */
@@ -46,6 +46,7 @@ export class RouteReloader implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly registry: UpstreamRegistry,
     private readonly edge: EdgePolicies,
     private readonly metrics: GatewayMetrics,
+    private readonly discovery: DnsDiscovery,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -99,6 +100,8 @@ export class RouteReloader implements OnApplicationBootstrap, OnModuleDestroy {
       return false;
     }
     this.registry.replace(routes);
+    // The new table's discovered services start from their names: look them up at once.
+    this.discovery.refreshNow();
     this.edge.useRoutes(routes);
     this.seen = seen;
     this.metrics.routeReloads.labels('applied').inc();

@@ -47,12 +47,15 @@ export class UpstreamInstance implements ExchangeEndpoint {
 
   constructor(
     readonly url: URL,
-    readonly index: number,
+    /** Its place among its service's instances, as `/health` shows it. */
+    public index: number,
     idleTimeoutMs: number,
     private readonly outlier: OutlierPolicy,
     private readonly total: InFlightTotal,
+    /** The Host it receives, when it is reached by address: the name that resolved to it. */
+    host = url.host,
   ) {
-    this.host = url.host;
+    this.host = host;
     const options = {
       keepAlive: true,
       maxFreeSockets: 256,

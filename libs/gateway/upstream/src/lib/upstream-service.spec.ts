@@ -12,6 +12,39 @@ function service(balance: 'round-robin' | 'least-in-flight' = 'round-robin', max
 describe('UpstreamService', () => {
   afterEach(() => jest.useRealTimers());
 
+  it('makes each address of a discovered name an instance, keeping those that stay', () => {
+    const target = new URL('http://auth.default.svc.cluster.local.:3001');
+    const s = new UpstreamService('auth', [target], 'round-robin', 4000, outlier, 20, 1024, 'dns');
+    expect(s.discovered).toEqual([target]);
+    // Until the first answer, the name itself is the one instance.
+    expect(s.instances.map((i) => i.url.host)).toEqual(['auth.default.svc.cluster.local.:3001']);
+
+    expect(s.useAddresses(target, ['10.0.0.1', '10.0.0.2'])).toEqual({ added: 2, removed: 1 });
+    const [first, second] = s.instances;
+    expect(s.instances.map((i) => [i.index, i.url.host, i.host])).toEqual([
+      [0, '10.0.0.1:3001', 'auth.default.svc.cluster.local:3001'],
+      [1, '10.0.0.2:3001', 'auth.default.svc.cluster.local:3001'],
+    ]);
+    first.reportFailure(0);
+
+    const busy = s.pick(0);
+    expect(busy).toBe(first);
+    expect(s.useAddresses(target, ['10.0.0.2', 'fd00::3'])).toEqual({ added: 1, removed: 1 });
+    // The one that stayed is the same instance (its pools and state); the one that left takes
+    // no new request, and the new one is reached by its bracketed IPv6 address.
+    expect(s.instances[0]).toBe(second);
+    expect(s.instances[1].url.host).toBe('[fd00::3]:3001');
+    expect(first.isAvailable(0)).toBe(false);
+    expect(s.inFlight).toBe(1);
+    busy?.release();
+    expect(s.inFlight).toBe(0);
+  });
+
+  it('never discovers a target given by address', () => {
+    const s = new UpstreamService('auth', urls, 'round-robin', 4000, outlier, 20, 1024, 'dns');
+    expect(s.discovered).toEqual([]);
+  });
+
   it('balances round-robin, skipping what it is told to avoid', () => {
     const s = service();
     const picks = Array.from({ length: 4 }, () => s.pick(0)?.index);

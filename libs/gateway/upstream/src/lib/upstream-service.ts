@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { ExchangeEndpoint, ExchangeUpstream } from './exchange';
 import { type InFlightTotal, type OutlierPolicy, UpstreamInstance } from './upstream-instance';
 
@@ -47,6 +48,10 @@ export class RetryBudget {
   }
 }
 
+function unbracket(hostname: string): string {
+  return hostname.startsWith('[') ? hostname.slice(1, -1) : hostname;
+}
+
 function sum(values: readonly number[]): number {
   let total = 0;
   for (const v of values) total += v;
@@ -59,24 +64,80 @@ function sum(values: readonly number[]): number {
  * retries and open WebSockets included, a new request is refused before it reaches any.
  */
 export class UpstreamService implements ExchangeUpstream, InFlightTotal {
-  readonly instances: readonly UpstreamInstance[];
+  /** Every instance, each target's in turn; replaced whole when discovery changes a set. */
+  instances: readonly UpstreamInstance[];
   readonly budget: RetryBudget;
+  /**
+   * The targets whose host names are resolved in the background (`discovery: dns`); until a
+   * first answer, each is one instance by its name, as with static discovery.
+   */
+  readonly discovered: readonly URL[];
   inFlight = 0;
   private next = 0;
+  /** Each target's instances, by the target's URL. */
+  private readonly byTarget = new Map<string, UpstreamInstance[]>();
 
   constructor(
     readonly name: string,
-    urls: readonly URL[],
+    private readonly targets: readonly URL[],
     readonly balance: BalancePolicy,
-    idleTimeoutMs: number,
-    outlier: OutlierPolicy,
+    private readonly idleTimeoutMs: number,
+    private readonly outlier: OutlierPolicy,
     retryBudgetPercent: number,
     readonly maxInFlight: number,
+    discovery: 'static' | 'dns' = 'static',
   ) {
-    this.instances = urls.map(
-      (url, index) => new UpstreamInstance(url, index, idleTimeoutMs, outlier, this),
-    );
+    for (const url of targets) {
+      this.byTarget.set(url.href, [new UpstreamInstance(url, 0, idleTimeoutMs, outlier, this)]);
+    }
+    this.instances = this.flatten();
+    this.discovered =
+      discovery === 'dns' ? targets.filter((url) => isIP(unbracket(url.hostname)) === 0) : [];
     this.budget = new RetryBudget(retryBudgetPercent);
+  }
+
+  /**
+   * Makes `addresses` the instances of a discovered target: an address new to the set gets an
+   * instance of its own (its pools, health and outlier state), one that left gets no new
+   * requests and closes its pools once its requests in flight are done, one that stayed keeps
+   * its instance and state. Returns how many came and went.
+   */
+  useAddresses(target: URL, addresses: readonly string[]): { added: number; removed: number } {
+    const current = this.byTarget.get(target.href) ?? [];
+    const byAddress = new Map(current.map((instance) => [instance.url.hostname, instance]));
+    const next: UpstreamInstance[] = [];
+    let added = 0;
+    for (const address of addresses) {
+      const hostname = isIP(address) === 6 ? `[${address}]` : address;
+      const kept = byAddress.get(hostname);
+      if (kept) {
+        byAddress.delete(hostname);
+        next.push(kept);
+        continue;
+      }
+      const url = new URL(target.href);
+      url.hostname = hostname;
+      // The name's Host, without the trailing dot of a fully qualified name.
+      const host = target.host.replace(/\.(?=:|$)/, '');
+      next.push(new UpstreamInstance(url, 0, this.idleTimeoutMs, this.outlier, this, host));
+      added++;
+    }
+    for (const gone of byAddress.values()) gone.retire();
+    this.byTarget.set(target.href, next);
+    this.instances = this.flatten();
+    return { added, removed: byAddress.size };
+  }
+
+  /** Out of the route table: no new requests for any instance; each pool closes when idle. */
+  retire(): void {
+    for (const instance of this.instances) instance.retire();
+  }
+
+  private flatten(): UpstreamInstance[] {
+    const all = this.targets.flatMap((url) => this.byTarget.get(url.href) ?? []);
+    all.forEach((instance, index) => (instance.index = index));
+    this.next = this.next % Math.max(all.length, 1);
+    return all;
   }
 
   /** Every slot of the cap is taken: a new request must be refused. */
