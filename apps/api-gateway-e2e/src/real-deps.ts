@@ -42,28 +42,11 @@ export async function startRedis(): Promise<RedisServer> {
   const port = await closedPort();
   let child: ChildProcess | undefined;
   const start = async () => {
-    child = spawn(
+    child = await spawnReady(
       REDIS_SERVER,
       ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
+      'Ready to accept connections',
     );
-    let out = '';
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`redis-server did not start:\n${out}`)),
-        10_000,
-      );
-      child?.stdout?.on('data', (chunk: Buffer) => {
-        out += chunk.toString();
-        if (out.includes('Ready to accept connections')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      child?.once('exit', (code) => reject(new Error(`redis-server exited with ${code}:\n${out}`)));
-    });
   };
   const stop = async () => {
     if (!child || child.exitCode !== null) return;
@@ -143,6 +126,95 @@ export async function startDnsmasq(lines: readonly string[]): Promise<DnsServer>
       child.kill('SIGCONT');
       child.kill('SIGKILL');
       await exited;
+    },
+  };
+}
+
+export const REDIS_SENTINEL = '/usr/bin/redis-sentinel';
+
+/** A real process that prints `ready` when it can serve. */
+async function spawnReady(
+  binary: string,
+  args: readonly string[],
+  ready: string,
+): Promise<ChildProcess> {
+  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${binary} did not start:\n${out}`)), 10_000);
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes(ready)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`${binary} exited with ${code}:\n${out}`)));
+  });
+  return child;
+}
+
+export interface SentinelCluster {
+  /** `127.0.0.1:<port>,…`, as REDIS_SENTINELS takes them. */
+  readonly sentinels: string;
+  readonly name: string;
+  readonly primaryPort: number;
+  readonly replicaPort: number;
+  /** SIGKILL to the primary: the Sentinels promote the replica. */
+  killPrimary(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Redis as production runs it: a primary, a replica of it, and three Sentinels with a quorum
+ * of two that promote the replica a second after the primary stops answering.
+ */
+export async function startSentinelCluster(): Promise<SentinelCluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'helix-sentinel-'));
+  const name = 'helix';
+  const [primaryPort, replicaPort] = [await closedPort(), await closedPort()];
+  const node = (port: number, extra: string[]) =>
+    spawnReady(
+      REDIS_SERVER,
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extra],
+      'Ready to accept connections',
+    );
+  const primary = await node(primaryPort, []);
+  const replica = await node(replicaPort, ['--replicaof', '127.0.0.1', String(primaryPort)]);
+  const sentinelPorts: number[] = [];
+  const sentinels: ChildProcess[] = [];
+  for (let i = 0; i < 3; i++) {
+    const port = await closedPort();
+    const file = join(dir, `sentinel-${i}.conf`);
+    writeFileSync(
+      file,
+      [
+        `port ${port}`,
+        'bind 127.0.0.1',
+        `sentinel monitor ${name} 127.0.0.1 ${primaryPort} 2`,
+        `sentinel down-after-milliseconds ${name} 1000`,
+        `sentinel failover-timeout ${name} 3000`,
+        `sentinel parallel-syncs ${name} 1`,
+        '',
+      ].join('\n'),
+    );
+    sentinelPorts.push(port);
+    sentinels.push(await spawnReady(REDIS_SENTINEL, [file], 'Sentinel ID is'));
+  }
+  const kill = async (child: ChildProcess) => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = once(child, 'exit');
+    child.kill('SIGKILL');
+    await exited;
+  };
+  return {
+    sentinels: sentinelPorts.map((port) => `127.0.0.1:${port}`).join(','),
+    name,
+    primaryPort,
+    replicaPort,
+    killPrimary: () => kill(primary),
+    stop: async () => {
+      await Promise.all([...sentinels, replica, primary].map(kill));
     },
   };
 }

@@ -237,6 +237,26 @@ const redisUrl = z
     return z.NEVER;
   });
 
+/** `host:port,…`: the Redis Sentinels to ask for the current primary. */
+const redisSentinels = z
+  .string()
+  .trim()
+  .optional()
+  .transform((value, ctx) => {
+    if (!value) return undefined;
+    const sentinels: { host: string; port: number }[] = [];
+    for (const entry of value.split(',').map((e) => e.trim())) {
+      const match = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(entry);
+      const port = Number(match?.[3]);
+      if (!match || port < 1 || port > 65535) {
+        ctx.addIssue({ code: 'custom', message: `must list sentinels as host:port, not "${entry}"` });
+        return z.NEVER;
+      }
+      sentinels.push({ host: match[1] ?? match[2], port });
+    }
+    return sentinels;
+  });
+
 const serviceUrls = Object.fromEntries(
   Object.values(KNOWN_SERVICES).map((s) => [s.env, upstreamList(s.url)]),
 ) as { [K in (typeof KNOWN_SERVICES)[KnownService]['env']]: ReturnType<typeof upstreamList> };
@@ -302,6 +322,16 @@ export const envSchema = z.object({
   RATE_LIMIT_MAX: integer(0, 1_000_000_000, DEFAULT_RATE_LIMIT_MAX),
   RATE_LIMIT_WINDOW_MS: integer(1, 86_400_000, DEFAULT_RATE_LIMIT_WINDOW_MS),
   REDIS_URL: redisUrl,
+  REDIS_SENTINELS: redisSentinels,
+  REDIS_SENTINEL_NAME: z
+    .string()
+    .trim()
+    .optional()
+    .transform((v) => v || undefined),
+  REDIS_PASSWORD: z
+    .string()
+    .optional()
+    .transform((v) => v || undefined),
   TRUST_PROXY: trustProxy,
   GATEWAY_ROUTES_FILE: optionalPath,
   TLS_CERT_FILE: optionalPath,

@@ -238,6 +238,10 @@ describe('loadGatewayConfig', () => {
       { TLS_KEY_FILE: '/etc/tls/tls.key' },
       'TLS_CERT_FILE=(unset) must be set with TLS_KEY_FILE; TLS needs both the certificate and its key',
     ],
+    [
+      { REDIS_SENTINELS: '127.0.0.1:26379,sentinel-b' },
+      'REDIS_SENTINELS="127.0.0.1:26379,sentinel-b" must list sentinels as host:port, not "sentinel-b"',
+    ],
     [{ UPSTREAM_DISCOVERY: 'srv' }, 'UPSTREAM_DISCOVERY="srv" must be one of static, dns'],
     [
       { DNS_SERVERS: '127.0.0.1:53,dns.example' },
@@ -246,6 +250,14 @@ describe('loadGatewayConfig', () => {
     [
       { HTTP2_MAX_CONCURRENT_STREAMS: '0' },
       'HTTP2_MAX_CONCURRENT_STREAMS="0" must be a whole number from 1 to 10000',
+    ],
+    [
+      { REDIS_SENTINELS: '127.0.0.1:26379' },
+      'REDIS_SENTINEL_NAME=(unset) must name the primary the Sentinels monitor (their `sentinel monitor <name>`)',
+    ],
+    [
+      { REDIS_SENTINELS: '127.0.0.1:26379', REDIS_SENTINEL_NAME: 'm', REDIS_URL: 'redis://r:6379' },
+      'REDIS_SENTINELS and REDIS_URL are both set; set one: a Redis by URL, or the Sentinels that name the primary',
     ],
   ])('rejects %j with one line naming the variable', (env, message) => {
     expect(errorOf(env)).toBe(`Invalid configuration: ${message}`);

@@ -144,6 +144,17 @@ export function loadGatewayConfig(env: Env): GatewayConfig {
       `Invalid configuration: HEADERS_TIMEOUT_MS="${HEADERS_TIMEOUT_MS}" must not exceed REQUEST_TIMEOUT_MS="${REQUEST_TIMEOUT_MS}"`,
     );
   }
+  const { REDIS_URL, REDIS_SENTINELS, REDIS_SENTINEL_NAME } = parsed.data;
+  if (REDIS_SENTINELS && REDIS_URL) {
+    throw new ConfigError(
+      'Invalid configuration: REDIS_SENTINELS and REDIS_URL are both set; set one: a Redis by URL, or the Sentinels that name the primary',
+    );
+  }
+  if (REDIS_SENTINELS && !REDIS_SENTINEL_NAME) {
+    throw new ConfigError(
+      'Invalid configuration: REDIS_SENTINEL_NAME=(unset) must name the primary the Sentinels monitor (their `sentinel monitor <name>`)',
+    );
+  }
   const { TLS_CERT_FILE, TLS_KEY_FILE } = parsed.data;
   if ((TLS_CERT_FILE === undefined) !== (TLS_KEY_FILE === undefined)) {
     const missing = TLS_CERT_FILE === undefined ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE';

@@ -8,7 +8,7 @@ import {
   type OnModuleInit,
 } from '@nestjs/common';
 import compression from 'compression';
-import Redis from 'ioredis';
+import type Redis from 'ioredis';
 import { GATEWAY_CONFIG, type GatewayConfig, type GatewayRoute } from '@helix/gateway-config';
 import { GatewayMetrics, recordOf, RequestObserver } from '@helix/gateway-observability';
 import { createClientIpResolver } from './client-ip';
@@ -16,6 +16,7 @@ import { CorsPolicy } from './cors.policy';
 import { sendError } from './error-response';
 import { GcraRedisStorage } from './gcra-redis.storage';
 import { RateLimiter } from './rate-limiter';
+import { connectRedis } from './redis-connection';
 import { computeSecurityHeaders } from './security-headers';
 
 type Middleware = (req: IncomingMessage, res: ServerResponse, next: () => void) => void;
@@ -82,14 +83,8 @@ export class EdgePolicies implements OnModuleInit, OnModuleDestroy {
     this.clientIp = createClientIpResolver(config.TRUST_PROXY);
     observer.useClientIpResolver(this.clientIp);
 
-    if (config.REDIS_URL) {
-      this.redis = new Redis(config.REDIS_URL, {
-        // Never queue: a hit that cannot be shared now is counted locally instead.
-        enableOfflineQueue: false,
-        maxRetriesPerRequest: 0,
-        connectTimeout: 2000,
-        retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
-      });
+    if (config.REDIS_URL || config.REDIS_SENTINELS) {
+      this.redis = connectRedis(config);
       // Connection errors surface through the limiter's state changes; ioredis reconnects itself.
       this.redis.on('error', noop);
       this.storage = new GcraRedisStorage(this.redis);
