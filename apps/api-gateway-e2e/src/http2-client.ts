@@ -7,6 +7,7 @@ import {
   type OutgoingHttpHeaders,
   type SecureClientSessionOptions,
 } from 'node:http2';
+import { once } from 'node:events';
 import { Readable } from 'node:stream';
 
 export interface Http2Result {
@@ -26,7 +27,9 @@ export interface Http2RequestOptions {
 
 /**
  * Opens an HTTP/2 session over TLS (ALPN `h2`) to `url`, trusting only `ca`, and resolves once
- * the handshake is done. Later session errors surface through the streams made on it.
+ * the handshake is done and the server's SETTINGS have arrived: before them, `remoteSettings`
+ * holds nghttp2's assumptions, not what the server said. Later session errors surface through
+ * the streams made on it.
  */
 export function openSession(
   url: string,
@@ -36,12 +39,12 @@ export function openSession(
   return new Promise((resolve, reject) => {
     const session = connect(url, { ca, ...options });
     session.on('error', () => undefined);
-    session.once('connect', () => {
+    const onClose = () => reject(new Error(`HTTP/2 session to ${url} closed before it was ready`));
+    session.once('close', onClose);
+    Promise.all([once(session, 'connect'), once(session, 'remoteSettings')]).then(() => {
       session.off('close', onClose);
       resolve(session);
-    });
-    const onClose = () => reject(new Error(`HTTP/2 session to ${url} closed before it connected`));
-    session.once('close', onClose);
+    }, reject);
   });
 }
 
