@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import {
   type ClientHttp2Session,
   type ClientHttp2Stream,
@@ -7,7 +8,6 @@ import {
   type OutgoingHttpHeaders,
   type SecureClientSessionOptions,
 } from 'node:http2';
-import { once } from 'node:events';
 import { Readable } from 'node:stream';
 
 export interface Http2Result {
@@ -48,7 +48,7 @@ export function openSession(
   });
 }
 
-/** Sends one request on `session`; `stream` lets the caller see it before it settles. */
+/** Sends one request on `session` and returns its stream, for a caller that watches or resets it. */
 export function h2Stream(
   session: ClientHttp2Session,
   path: string,

@@ -32,8 +32,8 @@ const CURL = '/usr/bin/curl';
 const MiB = 1024 * 1024;
 const PAD = 'a'.repeat(3000);
 
-// Fields that describe one HTTP/1.1 connection: RFC 9113 §8.2.2 forbids them in HTTP/2, and
-// Node throws ERR_HTTP2_INVALID_CONNECTION_HEADERS rather than send one.
+// Fields that describe one HTTP/1.1 connection: RFC 9113 §8.2.2 forbids them in HTTP/2, and a
+// gateway that passed one on would have Node throw ERR_HTTP2_INVALID_CONNECTION_HEADERS.
 const CONNECTION_SPECIFIC = [
   'connection',
   'keep-alive',
