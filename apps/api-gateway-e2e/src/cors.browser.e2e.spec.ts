@@ -7,7 +7,7 @@ import {
   startStubUpstream,
   type StubUpstream,
 } from '@helix/shared-testing';
-import { CHROMIUM, describeWith } from './real-deps';
+import { CHROMIUM, CHROMIUM_ARGS, describeWith } from './real-deps';
 
 /** A site: one empty page on its own origin, as a browser app would be served. */
 async function startSite(): Promise<{ origin: string; server: Server }> {
@@ -18,18 +18,6 @@ async function startSite(): Promise<{ origin: string; server: Server }> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
 }
-
-// As the machine's probe starts it: no sandbox as root, and none of Chromium's background
-// connections, which this closed network refuses.
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 interface FetchOutcome {
   ok: boolean;

@@ -9,6 +9,18 @@ import { closedPort } from './support';
 export const REDIS_SERVER = '/usr/bin/redis-server';
 export const CHROMIUM = '/usr/bin/chromium';
 
+// As the machine's probe starts it: no sandbox as root, and none of Chromium's background
+// connections, which this closed network refuses.
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
 /**
  * Registers a suite that needs a real program. Without it the suite is skipped with a one-line
  * reason, unless REQUIRE_REAL_DEPS=1 (CI), where its absence fails the run.

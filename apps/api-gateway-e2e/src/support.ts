@@ -3,6 +3,7 @@ import { KNOWN_SERVICES } from '@helix/gateway-config';
 import {
   type GatewayProcess,
   startGateway,
+  type StartGatewayOptions,
   startStubUpstream,
   type StubUpstream,
 } from '@helix/shared-testing';
@@ -36,6 +37,17 @@ export async function closedPort(): Promise<number> {
   return port;
 }
 
+/** What `promise` resolves to, or `fallback` once `ms` have passed; no timer is left behind. */
+export async function within<T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<F>((resolve) => (timer = setTimeout(() => resolve(fallback), ms)));
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 /** The seven stub services and a built gateway pointed at them, for one suite. */
@@ -47,9 +59,11 @@ export interface Platform {
 /**
  * Starts the platform stubs and the gateway before the suite's tests and stops both after them.
  * `env` may add or override gateway variables; it runs inside beforeAll, so it may start things.
+ * `options` (read after `env`) says how to start the gateway, e.g. with TLS.
  */
 export function usePlatform(
   env: () => Record<string, string> | Promise<Record<string, string>> = () => ({}),
+  options: () => StartGatewayOptions = () => ({}),
 ): Platform {
   const platform = {} as { stubs: Record<ServiceName, StubUpstream>; gateway: GatewayProcess };
   let closeStubs: (() => Promise<void>) | undefined;
@@ -57,7 +71,7 @@ export function usePlatform(
     const started = await startPlatformStubs();
     platform.stubs = started.stubs;
     closeStubs = started.close;
-    platform.gateway = await startGateway({ ...started.env, ...(await env()) });
+    platform.gateway = await startGateway({ ...started.env, ...(await env()) }, options());
   });
   afterAll(async () => {
     await platform.gateway?.stop();
@@ -86,19 +100,21 @@ export interface StubbedGateway {
 
 /**
  * Like usePlatform with one stub: `service` (auth unless named) goes to it, every other service
- * keeps its default URL. `env` adds gateway variables and runs inside beforeAll.
+ * keeps its default URL. `env` adds gateway variables and runs inside beforeAll; `options`
+ * (read after `env`) says how to start the gateway.
  */
 export function useStubbedGateway(
   env: () => Record<string, string> | Promise<Record<string, string>> = () => ({}),
   service: ServiceName = 'auth',
+  options: () => StartGatewayOptions = () => ({}),
 ): StubbedGateway {
   const fixture = {} as { stub: StubUpstream; gateway: GatewayProcess };
   beforeAll(async () => {
     fixture.stub = await startStubUpstream({ name: service });
-    fixture.gateway = await startGateway({
-      [KNOWN_SERVICES[service].env]: fixture.stub.url,
-      ...(await env()),
-    });
+    fixture.gateway = await startGateway(
+      { [KNOWN_SERVICES[service].env]: fixture.stub.url, ...(await env()) },
+      options(),
+    );
   });
   afterAll(async () => {
     await fixture.gateway?.stop();

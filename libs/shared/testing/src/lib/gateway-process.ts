@@ -2,12 +2,14 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { httpRequest } from './http-client';
 
 /** The built gateway, as `npx nx build api-gateway` leaves it. */
 export const GATEWAY_MAIN = resolve(__dirname, '../../../../../dist/apps/api-gateway/main.js');
 
 export interface GatewayProcess {
-  /** `http://127.0.0.1:<port>` */
+  /** `http://127.0.0.1:<port>`, or `https://127.0.0.1:<port>` when started with `tls`. */
   readonly url: string;
   readonly port: number;
   readonly child: ChildProcess;
@@ -22,7 +24,18 @@ export interface ExitedProcess {
   readonly output: string;
 }
 
-const LISTENING = /listening on http:\/\/[^\s]+:(\d+)/;
+export interface StartGatewayOptions {
+  /** How long the gateway may take to listen (and, with `tls`, to answer); default 10 s. */
+  timeoutMs?: number;
+  /**
+   * The gateway speaks TLS on its public port (the env sets TLS_CERT_FILE and TLS_KEY_FILE):
+   * it counts as started once `GET /heartbeat` over HTTPS, trusting only `ca`, answers 200.
+   */
+  tls?: { ca: string };
+}
+
+const LISTENING = /listening on (?:https?:\/\/)?[^\s"]+:(\d+)/;
+const READINESS_POLL_MS = 50;
 
 function spawnGateway(env: Record<string, string>): { child: ChildProcess; output: () => string } {
   if (!existsSync(GATEWAY_MAIN)) {
@@ -48,13 +61,39 @@ function spawnGateway(env: Record<string, string>): { child: ChildProcess; outpu
 }
 
 /**
+ * Polls `GET /heartbeat` over HTTPS until it answers 200: the log line says the socket is bound,
+ * not that it completes TLS handshakes with the certificate it was given.
+ */
+async function waitForHttps(
+  port: number,
+  ca: string,
+  deadline: number,
+  exited: () => boolean,
+): Promise<void> {
+  let last = 'no answer';
+  while (Date.now() < deadline && !exited()) {
+    try {
+      const res = await httpRequest(`https://127.0.0.1:${port}/heartbeat`, { ca });
+      if (res.status === 200) return;
+      last = `status ${res.status}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await sleep(READINESS_POLL_MS);
+  }
+  throw new Error(`gateway did not answer https://127.0.0.1:${port}/heartbeat: ${last}`);
+}
+
+/**
  * Starts the built gateway as a child process on 127.0.0.1 and a free port, with only the
- * given environment, and resolves once it listens.
+ * given environment, and resolves once it listens (with `tls`, once it answers over HTTPS).
  */
 export async function startGateway(
   env: Record<string, string> = {},
-  timeoutMs = 10_000,
+  options: StartGatewayOptions = {},
 ): Promise<GatewayProcess> {
+  const { timeoutMs = 10_000, tls } = options;
+  const deadline = Date.now() + timeoutMs;
   const { child, output } = spawnGateway(env);
   const port = await new Promise<number>((resolvePort, reject) => {
     const timer = setTimeout(
@@ -84,8 +123,16 @@ export async function startGateway(
     child.stdout?.on('data', onData);
     child.once('exit', onExit);
   });
+  if (tls) {
+    try {
+      await waitForHttps(port, tls.ca, deadline, () => child.exitCode !== null);
+    } catch (err) {
+      child.kill('SIGKILL');
+      throw new Error(`${(err as Error).message}\n${output()}`);
+    }
+  }
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     port,
     child,
     output,

@@ -1,4 +1,5 @@
-import { Agent, type IncomingHttpHeaders, request } from 'node:http';
+import { Agent, type IncomingHttpHeaders, request, type RequestOptions } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import type { Readable } from 'node:stream';
 
@@ -19,11 +20,14 @@ export interface HttpOptions {
   signal?: AbortSignal;
   /** The source address, e.g. 127.0.0.2: on Linux all of 127.0.0.0/8 is loopback, so tests can be distinct clients. */
   localAddress?: string;
+  /** PEM of the CA that signed an `https://` server's certificate. */
+  ca?: string;
 }
 
 /**
  * One HTTP/1.1 exchange with node:http, which (unlike fetch) sends Connection, Host, Expect
- * and friends as written. Resolves with the whole body.
+ * and friends as written; over TLS for an `https://` URL, offering no ALPN, so HTTP/1.1.
+ * Resolves with the whole body.
  */
 export function httpRequest(url: string, options: HttpOptions = {}): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
@@ -33,13 +37,16 @@ export function httpRequest(url: string, options: HttpOptions = {}): Promise<Htt
     if ((typeof body === 'string' || Buffer.isBuffer(body)) && !('content-length' in headers)) {
       headers['content-length'] = String(Buffer.byteLength(body));
     }
-    const req = request(url, {
+    const common: RequestOptions = {
       method: options.method ?? 'GET',
       headers,
       agent: options.agent ?? false,
       signal: options.signal,
       localAddress: options.localAddress,
-    });
+    };
+    const req = url.startsWith('https:')
+      ? httpsRequest(url, { ...common, ca: options.ca })
+      : request(url, common);
     req.on('error', reject);
     req.on('response', (res) => {
       const chunks: Buffer[] = [];
