@@ -13,12 +13,6 @@ const SWEEP_MS = 250;
 interface Watch {
   readonly req: IncomingMessage;
   readonly onCut: () => void;
-  /**
-   * Over HTTP/2 the body's own bytes, counted as its stream's DATA frames arrive: the
-   * connection's count is shared by every stream on it (and Node's HTTP/2 socket proxy has
-   * none). Undefined over HTTP/1.1, where the socket's count serves.
-   */
-  readonly received: { bytes: number } | undefined;
   /** The byte count when the watch began: what came since is the body. */
   readonly startRead: number;
   lastRead: number;
@@ -39,7 +33,8 @@ interface Watch {
  * Only time the gateway spends waiting for the client counts: while the upstream takes the
  * body slower than the client sends it, the unread bytes sit in the request's buffer
  * (`readableLength` > 0) and the client is not to blame. Progress is read off the socket's
- * byte count by one sweep for every body, so a chunk costs nothing on the way through.
+ * byte count by one sweep for every body, so a chunk costs nothing on the way through. Over
+ * HTTP/2, each stream's own idle timer serves instead (watchStream).
  */
 @Injectable()
 export class BodyGuard implements OnModuleDestroy {
@@ -59,12 +54,14 @@ export class BodyGuard implements OnModuleDestroy {
   watch(req: IncomingMessage, res: ServerResponse, onCut: () => void): void {
     if (this.idleMs === 0 && this.minRate === 0) return;
     const now = Date.now();
-    const received = isHttp2(req) ? countStreamBytes(req) : undefined;
-    const read = received ? 0 : req.socket.bytesRead;
+    if (isHttp2(req)) {
+      this.watchStream(req, res, onCut);
+      return;
+    }
+    const read = req.socket.bytesRead;
     const watch: Watch = {
       req,
       onCut,
-      received,
       startRead: read,
       lastRead: read,
       lastSweep: now,
@@ -80,6 +77,33 @@ export class BodyGuard implements OnModuleDestroy {
 
   onModuleDestroy(): void {
     clearInterval(this.sweeper);
+  }
+
+  /**
+   * An HTTP/2 body, by its stream's own inactivity timer: the connection's byte count is shared
+   * by every stream on it (and Node's HTTP/2 socket proxy has none), and a listener of the
+   * stream's data would take it from the compatibility request. A stream with no frame for
+   * BODY_IDLE_TIMEOUT_MS while the gateway waits for its client (nothing unread) is cut; the
+   * minimum rate is not enforced over HTTP/2, where flow control and the session's limits
+   * bound what a trickling stream holds.
+   */
+  private watchStream(req: IncomingMessage, res: ServerResponse, onCut: () => void): void {
+    if (this.idleMs === 0) return;
+    const stream = streamOf(req);
+    const onIdle = () => {
+      if (req.readableEnded || res.writableEnded) return;
+      // Unread bytes: the upstream takes the body slower than the client sends it.
+      if (req.readableLength > 0) stream.setTimeout(this.idleMs);
+      else onCut();
+    };
+    stream.on('timeout', onIdle);
+    stream.setTimeout(this.idleMs);
+    const end = () => {
+      stream.setTimeout(0);
+      stream.off('timeout', onIdle);
+    };
+    req.once('end', end);
+    res.once('close', end);
   }
 
   private sweep(): void {
@@ -99,7 +123,7 @@ export class BodyGuard implements OnModuleDestroy {
 
   private tooSlow(watch: Watch, now: number): boolean {
     const { req } = watch;
-    const read = watch.received ? watch.received.bytes : req.socket.bytesRead;
+    const read = req.socket.bytesRead;
     const progressed = read !== watch.lastRead;
     const waiting = req.readableLength === 0;
     if (progressed || waiting) watch.waitedMs += now - watch.lastSweep;
@@ -111,16 +135,4 @@ export class BodyGuard implements OnModuleDestroy {
     const allowedMs = this.graceMs + ((read - watch.startRead) * 1000) / this.minRate;
     return watch.waitedMs > allowedMs;
   }
-}
-
-/**
- * Counts an HTTP/2 body's bytes beside the compatibility request's own listener on its stream,
- * which already keeps that stream flowing; this one changes nothing about its flow.
- */
-function countStreamBytes(req: IncomingMessage): { bytes: number } {
-  const received = { bytes: 0 };
-  streamOf(req).on('data', (chunk: Buffer) => {
-    received.bytes += chunk.length;
-  });
-  return received;
 }

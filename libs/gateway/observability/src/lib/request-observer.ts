@@ -108,7 +108,8 @@ export class RequestObserver {
           route,
           service: record.service,
           status,
-          aborted: !res.writableFinished || undefined,
+          // An HTTP/2 stream reset by its client reports itself finished, not ended.
+          aborted: !(res.writableEnded && res.writableFinished) || undefined,
           bytesIn: socket && socket.bytesRead - record.bytesReadBefore,
           bytesOut: socket && socket.bytesWritten - record.bytesWrittenBefore,
           protocol: req.httpVersionMajor === 2 ? 'h2' : undefined,

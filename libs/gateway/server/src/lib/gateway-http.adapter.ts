@@ -13,6 +13,13 @@ const MAX_SESSION_MEMORY_MB = 10;
 /** nghttp2's rapid-reset guard (CVE-2023-44487), Node's defaults kept on explicitly. */
 const STREAM_RESET_BURST = 1000;
 const STREAM_RESET_RATE = 33;
+/**
+ * Streams refused past HTTP2_MAX_CONCURRENT_STREAMS before Node cuts the session. Node's 100
+ * is reached first by a rapid reset against a proxy: a reset stream stays open on the server
+ * until its upstream request is cancelled, so the client's next wave is refused, and that cut
+ * sends no GOAWAY. Above the reset guard's burst, nghttp2's guard answers it, with a GOAWAY.
+ */
+const MAX_REJECTED_STREAMS = 2 * STREAM_RESET_BURST;
 
 /**
  * Nest's Express adapter on an HTTP server built with the gateway's limits (CONTRACT.md
@@ -80,6 +87,7 @@ export class GatewayHttpAdapter extends ExpressAdapter {
         },
         streamResetBurst: STREAM_RESET_BURST,
         streamResetRate: STREAM_RESET_RATE,
+        maxSessionRejectedStreams: MAX_REJECTED_STREAMS,
       },
       listener as unknown as Parameters<typeof createSecureServer>[1],
     );

@@ -171,8 +171,10 @@ export function refuseRequest(exchange: Exchange, status: number, message: strin
 
 function onTargetClose(exchange: Exchange): void {
   // The client left before the end: nothing waits for the rest of the upstream's answer.
+  // `writableEnded`, not `writableFinished`: an HTTP/2 stream reset by its client reports
+  // itself finished, but the gateway never ended its answer.
   const { target, dispatch } = exchange;
-  if (dispatch && !(target as ServerResponse).writableFinished) dispatch.cancel();
+  if (dispatch && !(target as ServerResponse).writableEnded) dispatch.cancel();
   release(exchange);
 }
 
