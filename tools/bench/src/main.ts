@@ -1,6 +1,8 @@
-// The gateway against the upstream it fronts and two reference proxies. Prints a table, writes
-// bench-results/<date>.json and bench-results/latency.svg. Run with `npm run bench`, which
-// builds the gateway and the demo services first; see USAGE in options.ts for the flags.
+// The gateway against the upstream it fronts and two reference proxies, then over TLS (HTTP/2 and
+// HTTP/1.1) beside nginx. Prints a table, writes bench-results/<date>.json and
+// bench-results/latency.svg. Run with `npm run bench`, which builds the gateway and the demo
+// services first; see USAGE in options.ts for the flags. Needs the Debian packages
+// nghttp2-client (h2load), nginx and openssl.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -10,6 +12,7 @@ import { download } from './download.ts';
 import { drawLatencyChart } from './latency-chart.ts';
 import { mergeOpenLoop, type OpenLoopResult, runOpenLoop } from './open-loop.ts';
 import { type BenchOptions, OptionsError, readOptions, USAGE } from './options.ts';
+import { findTlsTools, measureOverTls } from './over-tls.ts';
 import { measureOverload } from './overload.ts';
 import { ProcessGroup, waitForOk } from './processes.ts';
 import {
@@ -183,6 +186,7 @@ function describeMachine(): { commit: string; cpus: string } {
 
 async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchResults> {
   const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const tlsTools = findTlsTools();
   say('Starting the upstream, the gateway and the baselines on 127.0.0.1');
   const upstreamUrl = await startUpstream(group);
   const gatewayEnv = await gatewayEnvironment(upstreamUrl);
@@ -236,9 +240,25 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
     );
   }
 
-  // The baselines are done: the overload scenario runs its own gateways with the cores to itself.
+  // The baselines are done: the TLS runs and the overload scenario start gateways of their own and
+  // have the cores to themselves.
   await Promise.all([group.stopOne(bare.service), group.stopOne(fastify.service)]);
   await group.stopOne(gateway);
+  say(
+    `TLS: the gateway and nginx, h2load over HTTP/2 and HTTP/1.1, ${options.rounds} round(s), ${options.duration} s per run`,
+  );
+  const tls = await measureOverTls(
+    group,
+    upstreamUrl,
+    {
+      rounds: options.rounds,
+      seconds: options.duration,
+      warmup: options.warmup,
+      connections: options.connections,
+    },
+    tlsTools,
+    say,
+  );
   say('Overload: the gateway at half and twice its capacity, traffic controls on and off');
   const overload = await measureOverload(
     group,
@@ -279,6 +299,7 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
       rssMaxSaturationBytes: rssMaxSaturationBytes[p],
       download: downloads[p],
     })),
+    tls,
     overload,
   };
 }

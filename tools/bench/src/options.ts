@@ -1,12 +1,13 @@
 import { parseArgs } from 'node:util';
 
 export interface BenchOptions {
-  /** Rounds of saturation and of fixed-rate runs; each runs every target once, in order. */
+  /** Rounds of saturation, fixed-rate and TLS runs; each runs every target once, in order. */
   rounds: number;
-  /** Seconds of each measured saturation run. */
+  /** Seconds of each measured saturation run and of each TLS run. */
   duration: number;
-  /** Seconds of untimed load before each saturation and fixed-rate run. */
+  /** Seconds of untimed load before each saturation, fixed-rate and TLS run. */
   warmup: number;
+  /** Requests in flight at saturation: autocannon's connections, h2load's streams in all. */
   connections: number;
   /** Requests per second of the fixed-rate latency run. */
   rate: number;
@@ -27,7 +28,7 @@ const FULL = {
   downloadBytes: 1024 ** 3,
 };
 
-/** A smoke run: every phase once, briefly, in about half a minute. */
+/** A smoke run: every phase once, briefly, in about a minute. */
 const QUICK: typeof FULL = {
   ...FULL,
   rounds: 1,

@@ -1,18 +1,28 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readSync,
+  rmSync,
+} from 'node:fs';
 import http from 'node:http';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-const LISTENING = /listening on (http:\/\/127\.0\.0\.1:\d+)/;
+// The gateway says https:// when it serves TLS (HTTP/2 and HTTP/1.1 by ALPN).
+const LISTENING = /listening on (https?:\/\/127\.0\.0\.1:\d+)/;
 const STOP_GRACE_MS = 3000;
 const POLL_INTERVAL_MS = 5;
 const MAX_OUTPUT_CHARS = 64 * 1024;
 
-/** A child process on this same Node, with the start of what it printed. */
+/** A child process, with the start of what it printed. */
 export interface ServiceProcess {
   readonly name: string;
   readonly child: ChildProcess;
@@ -27,12 +37,12 @@ export interface ServiceProcess {
  */
 export class ProcessGroup {
   private readonly children = new Set<ChildProcess>();
-  private readonly logDir = mkdtempSync(join(tmpdir(), 'helix-bench-'));
+  private readonly dir = mkdtempSync(join(tmpdir(), 'helix-bench-'));
 
   constructor() {
     process.once('exit', () => {
       this.kill();
-      rmSync(this.logDir, { recursive: true, force: true });
+      rmSync(this.dir, { recursive: true, force: true });
     });
     for (const [signal, code] of [
       ['SIGINT', 130],
@@ -58,10 +68,21 @@ export class ProcessGroup {
     cwd: string,
     nodeFlags: readonly string[] = [],
   ): ServiceProcess {
-    const logFile = join(this.logDir, `${this.children.size}-${name.replace(/\W+/g, '-')}.log`);
+    return this.spawnCommand(name, process.execPath, [...nodeFlags, script], env, cwd);
+  }
+
+  /** Starts a program that is not a Node script (nginx), the same way. */
+  spawnCommand(
+    name: string,
+    command: string,
+    args: readonly string[],
+    env: Record<string, string>,
+    cwd: string,
+  ): ServiceProcess {
+    const logFile = join(this.dir, `${this.children.size}-${name.replace(/\W+/g, '-')}.log`);
     const log = openSync(logFile, 'w');
     const spawnedAt = performance.now();
-    const child = spawn(process.execPath, [...nodeFlags, script], {
+    const child = spawn(command, args, {
       cwd,
       env: { PATH: process.env['PATH'] ?? '', ...env },
       stdio: ['ignore', log, log],
@@ -70,6 +91,18 @@ export class ProcessGroup {
     this.children.add(child);
     child.once('exit', () => this.children.delete(child));
     return { name, child, spawnedAt, output: () => readStart(logFile) };
+  }
+
+  /**
+   * A new folder inside the group's own, removed with it when the benchmark exits, however it
+   * exits. Readable by all: nginx's workers run as nobody when the benchmark runs as root.
+   */
+  makeDir(name: string): string {
+    const dir = join(this.dir, name);
+    mkdirSync(dir);
+    chmodSync(this.dir, 0o755);
+    chmodSync(dir, 0o755);
+    return dir;
   }
 
   /** SIGTERM to every child, SIGKILL to those still running after a grace period. */
@@ -107,11 +140,20 @@ function readStart(file: string): string {
   }
 }
 
-function failure(service: ServiceProcess, what: string): Error {
+/** The path of `command` on PATH or in /usr/sbin (nginx's, off a non-root PATH). */
+export function findCommand(command: string, debianPackage: string): string {
+  for (const dir of [...(process.env['PATH'] ?? '').split(':'), '/usr/sbin', '/usr/bin']) {
+    const path = join(dir, command);
+    if (dir && existsSync(path)) return path;
+  }
+  throw new Error(`${command} not found: apt-get install ${debianPackage}`);
+}
+
+export function failure(service: ServiceProcess, what: string): Error {
   return new Error(`${service.name} ${what}; it printed:\n${service.output()}`);
 }
 
-/** Resolves with the `http://127.0.0.1:PORT` the child prints once it listens. */
+/** Resolves with the `http://` or `https://127.0.0.1:PORT` the child prints once it listens. */
 export async function waitForListeningUrl(
   service: ServiceProcess,
   timeoutMs: number,

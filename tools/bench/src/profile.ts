@@ -3,13 +3,19 @@
 // saturation, so the figures do not depend on how the two cores are shared); every sample is
 // charged to the innermost frame outside Node's own code, so a `setHeader` called by the gateway
 // counts as the gateway's and an `http.request` made by httpxy as httpxy's. The profiles are kept
-// in bench-results/profiles/ for Chrome DevTools or speedscope.
+// in bench-results/profiles/ for Chrome DevTools or speedscope. With `-- --http2`, the gateway
+// over TLS instead, once over HTTP/2 and once over HTTP/1.1, each loaded by h2load at the same
+// rate: what its HTTP/2 path costs against its HTTP/1.1 one, for the gap to nginx that
+// `npm run bench` measures (nginx itself has no such profile).
 import { once } from 'node:events';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
+import { makeCertificates } from './certificates.ts';
+import { runH2load } from './h2load.ts';
+import { shapeOf, startGatewayOverTls, TLS_PROTOCOLS, type TlsProtocol } from './over-tls.ts';
 import { ProcessGroup, type ServiceProcess, waitForOk } from './processes.ts';
 import {
   gatewayEnvironment,
@@ -42,6 +48,8 @@ interface CpuProfile {
 const MAIN_TOTAL = 'main thread (the profile), total';
 const ALL_TOTAL = 'all threads (/proc/<pid>/stat), total';
 const WARMUP_SECONDS = 2;
+/** Connections of the HTTP/1.1 load; the HTTP/2 one keeps as many requests in flight. */
+const CONNECTIONS = 50;
 /** Linux's USER_HZ, the unit of utime and stime in /proc/<pid>/stat. */
 const CLOCK_TICKS_PER_SECOND = 100;
 
@@ -113,11 +121,14 @@ function processCpuMicros(pid: number): number {
   return (ticks * 1e6) / CLOCK_TICKS_PER_SECOND;
 }
 
+/** Load for `seconds`, resolving with the requests it made; throws if any of them failed. */
+type Load = (seconds: number) => Promise<number>;
+
 async function loadAt(url: string, rate: number, seconds: number): Promise<number> {
   const result = await autocannon({
     url,
     headers: HEADERS,
-    connections: 50,
+    connections: CONNECTIONS,
     overallRate: rate,
     duration: seconds,
   });
@@ -127,20 +138,41 @@ async function loadAt(url: string, rate: number, seconds: number): Promise<numbe
   return result.requests.total;
 }
 
-/** Loads `service` at `rate`, stops it so it writes its profile, and moves the profile out. */
+/** `load` at h2load's fixed rate over TLS, with `protocol` (ALPN) on one port of the gateway. */
+function h2loadAt(url: string, protocol: TlsProtocol, rate: number, logFile: string): Load {
+  return async (seconds) => {
+    const run = await runH2load(
+      url,
+      HEADERS,
+      {
+        protocol,
+        ...shapeOf(protocol, CONNECTIONS),
+        seconds,
+        warmupSeconds: 0,
+        ratePerSecond: rate,
+      },
+      logFile,
+    );
+    if (run.failed > 0 || run.non2xx > 0) {
+      throw new Error(`${url}: ${run.failed} failed and ${run.non2xx} non-2xx under load`);
+    }
+    return run.succeeded;
+  };
+}
+
+/** Loads `service`, stops it so it writes its profile, and moves the profile out. */
 async function profileOne(
   service: ServiceProcess,
-  url: string,
-  rate: number,
+  load: Load,
   seconds: number,
   profileDir: string,
   keepAs: string,
 ): Promise<{ requests: number; owners: Map<string, number>; processMicros: number }> {
   const pid = service.child.pid as number;
-  await loadAt(url, rate, WARMUP_SECONDS);
+  await load(WARMUP_SECONDS);
   const from = monotonicMicros();
   const cpuBefore = processCpuMicros(pid);
-  const requests = await loadAt(url, rate, seconds);
+  const requests = await load(seconds);
   const processMicros = processCpuMicros(pid) - cpuBefore;
   const to = monotonicMicros();
   const exited = once(service.child, 'exit');
@@ -174,9 +206,10 @@ function table(rows: Row[]): string {
     .sort((a, b) => perRequest(rows[0], b) - perRequest(rows[0], a));
   const minors = owners.filter(minor);
   const width = Math.max(...order.map((n) => n.length), ALL_TOTAL.length, MINOR.length);
-  const head = `${'µs of CPU per request'.padEnd(width)}${rows.map((r) => r.target.padStart(12)).join('')}`;
+  const column = Math.max(12, ...rows.map((r) => r.target.length + 2));
+  const head = `${'µs of CPU per request'.padEnd(width)}${rows.map((r) => r.target.padStart(column)).join('')}`;
   const line = (name: string, cell: (r: Row) => number) =>
-    `${name.padEnd(width)}${rows.map((r) => cell(r).toFixed(1).padStart(12)).join('')}`;
+    `${name.padEnd(width)}${rows.map((r) => cell(r).toFixed(1).padStart(column)).join('')}`;
   return [
     head,
     ...order.map((name) => line(name, (r) => perRequest(r, name))),
@@ -188,11 +221,84 @@ function table(rows: Row[]): string {
   ].join('\n');
 }
 
+/** The gateway and the bare Node proxy in cleartext, one after the other, under autocannon. */
+async function profileCleartext(
+  group: ProcessGroup,
+  upstreamUrl: string,
+  rate: number,
+  seconds: number,
+  outDir: string,
+): Promise<Row[]> {
+  const gatewayDir = resolve(outDir, 'gateway-raw');
+  const env = await gatewayEnvironment(upstreamUrl);
+  const gateway = spawnGateway(group, env, ['--cpu-prof', `--cpu-prof-dir=${gatewayDir}`]);
+  const gatewayUrl = `http://127.0.0.1:${env['SERVICE_PORT']}`;
+  await waitForOk(gateway, `${gatewayUrl}/heartbeat`, START_TIMEOUT_MS);
+  await sleep(1000);
+  const gatewayRun = await profileOne(
+    gateway,
+    (s) => loadAt(`${gatewayUrl}${PATH}`, rate, s),
+    seconds,
+    gatewayDir,
+    resolve(outDir, 'gateway.cpuprofile'),
+  );
+
+  const bareDir = resolve(outDir, 'bare-raw');
+  const bare = await startBaseline(group, 'bare node proxy', 'bare-node-proxy.ts', upstreamUrl, [
+    '--cpu-prof',
+    `--cpu-prof-dir=${bareDir}`,
+  ]);
+  await sleep(1000);
+  const bareRun = await profileOne(
+    bare.service,
+    (s) => loadAt(`${bare.url}${PATH}`, rate, s),
+    seconds,
+    bareDir,
+    resolve(outDir, 'bare-node.cpuprofile'),
+  );
+  return [
+    { target: 'gateway', ...gatewayRun },
+    { target: 'bare-node', ...bareRun },
+  ];
+}
+
+/** The gateway over TLS, a fresh process for each protocol, under h2load. */
+async function profileOverTls(
+  group: ProcessGroup,
+  upstreamUrl: string,
+  rate: number,
+  seconds: number,
+  outDir: string,
+): Promise<Row[]> {
+  const dir = group.makeDir('tls');
+  const certificates = makeCertificates(dir);
+  const rows: Row[] = [];
+  for (const protocol of TLS_PROTOCOLS) {
+    const name = protocol === 'h2' ? 'h2' : 'http1';
+    const rawDir = resolve(outDir, `gateway-${name}-raw`);
+    const gateway = await startGatewayOverTls(group, upstreamUrl, certificates, [
+      '--cpu-prof',
+      `--cpu-prof-dir=${rawDir}`,
+    ]);
+    await sleep(1000);
+    const run = await profileOne(
+      gateway.service,
+      h2loadAt(`${gateway.url}${PATH}`, protocol, rate, join(dir, `h2load-${name}.log`)),
+      seconds,
+      rawDir,
+      resolve(outDir, `gateway-${name}.cpuprofile`),
+    );
+    rows.push({ target: `gateway ${protocol}`, ...run });
+  }
+  return rows;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       rate: { type: 'string', default: '2000' },
       duration: { type: 'string', default: '10' },
+      http2: { type: 'boolean', default: false },
     },
   });
   const rate = Number(values.rate);
@@ -207,42 +313,15 @@ async function main(): Promise<void> {
   const group = new ProcessGroup();
   try {
     const upstreamUrl = await startUpstream(group);
-    const rows = [];
-
-    const gatewayDir = resolve(outDir, 'gateway-raw');
-    const env = await gatewayEnvironment(upstreamUrl);
-    const gateway = spawnGateway(group, env, ['--cpu-prof', `--cpu-prof-dir=${gatewayDir}`]);
-    const gatewayUrl = `http://127.0.0.1:${env['SERVICE_PORT']}`;
-    await waitForOk(gateway, `${gatewayUrl}/heartbeat`, START_TIMEOUT_MS);
-    await sleep(1000);
-    const gatewayRun = await profileOne(
-      gateway,
-      `${gatewayUrl}${PATH}`,
-      rate,
-      seconds,
-      gatewayDir,
-      resolve(outDir, 'gateway.cpuprofile'),
-    );
-    rows.push({ target: 'gateway', ...gatewayRun });
-
-    const bareDir = resolve(outDir, 'bare-raw');
-    const bare = await startBaseline(group, 'bare node proxy', 'bare-node-proxy.ts', upstreamUrl, [
-      '--cpu-prof',
-      `--cpu-prof-dir=${bareDir}`,
-    ]);
-    await sleep(1000);
-    const bareRun = await profileOne(
-      bare.service,
-      `${bare.url}${PATH}`,
-      rate,
-      seconds,
-      bareDir,
-      resolve(outDir, 'bare-node.cpuprofile'),
-    );
-    rows.push({ target: 'bare-node', ...bareRun });
-
+    const rows = values.http2
+      ? await profileOverTls(group, upstreamUrl, rate, seconds, outDir)
+      : await profileCleartext(group, upstreamUrl, rate, seconds, outDir);
+    const h2 = shapeOf('h2', CONNECTIONS);
+    const how = values.http2
+      ? `, over TLS by h2load (HTTP/2: -c ${h2.connections} -m ${h2.streams}; HTTP/1.1: --h1 -c ${CONNECTIONS})`
+      : '';
     process.stdout.write(
-      `CPU profiles at ${rate} req/s for ${seconds} s (after ${WARMUP_SECONDS} s of warm-up, which is not counted), GET ${PATH}\n\n${table(rows)}\n\nProfiles: ${outDir}\n`,
+      `CPU profiles at ${rate} req/s for ${seconds} s (after ${WARMUP_SECONDS} s of warm-up, which is not counted), GET ${PATH}${how}\n\n${table(rows)}\n\nProfiles: ${outDir}\n`,
     );
   } finally {
     await group.stop();

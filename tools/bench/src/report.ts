@@ -1,4 +1,11 @@
 import type { BenchOptions } from './options.ts';
+import {
+  TLS_PROTOCOLS,
+  TLS_TARGETS,
+  type TlsFigures,
+  type TlsProtocol,
+  type TlsTargetName,
+} from './over-tls.ts';
 import type { OverloadFigures, OverloadPhase } from './overload.ts';
 import type { SaturationRun } from './saturation.ts';
 
@@ -67,6 +74,8 @@ export interface BenchResults {
     ProxyName,
     { rssIdleBytes: number; rssMaxSaturationBytes: number; download: DownloadFigures }
   >;
+  /** The gateway and nginx over TLS, each over HTTP/2 and over HTTP/1.1, loaded by h2load. */
+  tls: TlsFigures;
   /** The gateway at half and twice its capacity, traffic controls on and off. */
   overload: OverloadFigures;
 }
@@ -174,6 +183,51 @@ export function formatReport(r: BenchResults): string {
       return signed(delta, mib(Math.abs(delta)));
     }),
   ]);
+  const protocolName: Record<TlsProtocol, string> = { h2: 'HTTP/2', 'http/1.1': 'HTTP/1.1' };
+  const { h2: h2Shape, 'http/1.1': h1Shape } = r.tls.runs.gateway;
+  const tls = table([
+    [
+      'target, protocol',
+      'conns × streams',
+      'req/s',
+      'min–max req/s',
+      'p50 ms',
+      'p99 ms',
+      'failed',
+      'non-2xx',
+    ],
+    ...TLS_TARGETS.flatMap((name) =>
+      TLS_PROTOCOLS.map((p) => {
+        const t = r.tls.runs[name][p];
+        return [
+          `${name}, ${protocolName[p]}`,
+          `${t.connections} × ${t.streams}`,
+          integer.format(t.requestsPerSecond),
+          `${integer.format(t.minRequestsPerSecond)}–${integer.format(t.maxRequestsPerSecond)}`,
+          twoDecimals.format(t.p50Ms),
+          twoDecimals.format(t.p99Ms),
+          String(t.failed),
+          String(t.non2xx),
+        ];
+      }),
+    ),
+  ]);
+  // What each target agreed with h2load, over every run: the record cost differs by cipher.
+  const suites = (name: TlsTargetName): string[] => [
+    ...new Set(TLS_PROTOCOLS.flatMap((p) => r.tls.runs[name][p].rounds.map((run) => run.tls))),
+  ];
+  const negotiated = TLS_TARGETS.map((name) => `${name} ${suites(name).join(', ')}`).join(' · ');
+  const tlsSummaries = TLS_TARGETS.flatMap((name) => TLS_PROTOCOLS.map((p) => r.tls.runs[name][p]));
+  const tlsFailed = tlsSummaries.reduce((n, t) => n + t.failed, 0);
+  const tlsNon2xx = tlsSummaries.reduce((n, t) => n + t.non2xx, 0);
+  // A failed or refused request is cheaper than a proxied one: with any, req/s measures errors too.
+  const tlsCheck =
+    tlsFailed + tlsNon2xx === 0
+      ? 'check: every run over TLS ended with 0 failed and only 2xx answers'
+      : `check FAILED: ${tlsFailed} failed and ${tlsNon2xx} non-2xx over the TLS runs, so their req/s are not the proxies'`;
+  const tlsRatios = Object.entries(r.tls.ratios)
+    .map(([name, value]) => `${name} ${twoDecimals.format(value)}`)
+    .join(' · ');
   const ov = r.overload;
   const phaseRow = (label: string, p: OverloadPhase): string[] => [
     label,
@@ -225,6 +279,14 @@ export function formatReport(r: BenchResults): string {
     '',
     'Memory of each proxy process (RSS from /proc/<pid>/status)',
     memory,
+    '',
+    `Over TLS: h2load -D ${o.duration} --warm-up-time=${o.warmup}, HTTP/2 with -c ${h2Shape.connections} -m ${h2Shape.streams}, HTTP/1.1 with --h1 -c ${h1Shape.connections} -m 1, ${o.rounds} round(s) of ${TLS_TARGETS.join(', ')}; means over rounds, p50 and p99 from h2load's per-request log`,
+    `${r.tls.h2load} · ${r.tls.nginx} · ${r.tls.certificate}`,
+    tls,
+    `negotiated: ${negotiated}`,
+    tlsCheck,
+    `req/s ratios over TLS: ${tlsRatios}`,
+    `gateway over TLS: HTTP/2 req/s is ${twoDecimals.format(r.tls.ratios['gateway, h2 / http/1.1 over TLS'])}× its HTTP/1.1 req/s (goal ≥ 1)`,
     '',
     `Overload: an upstream of ${ov.upstreamWorkers} workers × ${ov.serviceTimeMs} ms, gateway capacity ${integer.format(ov.capacityPerSecond)} req/s (autocannon, controls off); open loop at ½× and 2× for ${ov.durationSeconds} s each; controls on: ${controls}`,
     overload,
