@@ -249,7 +249,10 @@ const redisSentinels = z
       const match = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(entry);
       const port = Number(match?.[3]);
       if (!match || port < 1 || port > 65535) {
-        ctx.addIssue({ code: 'custom', message: `must list sentinels as host:port, not "${entry}"` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `must list sentinels as host:port, not "${entry}"`,
+        });
         return z.NEVER;
       }
       sentinels.push({ host: match[1] ?? match[2], port });
