@@ -186,7 +186,7 @@ export function formatReport(r: BenchResults): string {
     twoDecimals.format(l.p99Ms),
   ];
   const discovery = table([
-    ['gateway', 'req/s', 'p50 ms', 'p99 ms', 'fixed-rate p50 ms', 'fixed-rate p99 ms'],
+    ['target', 'req/s', 'p50 ms', 'p99 ms', 'fixed-rate p50 ms', 'fixed-rate p99 ms'],
     ...(['gateway', 'gateway-dns'] as const).map((name) =>
       pair(name, r.saturation[name], r.fixedRate.targets[name]),
     ),
