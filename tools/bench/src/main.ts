@@ -1,20 +1,22 @@
-// The gateway against the upstream it fronts and two reference proxies, then over TLS (HTTP/2 and
-// HTTP/1.1) beside nginx. Prints a table, writes bench-results/<date>.json and
-// bench-results/latency.svg. Run with `npm run bench`, which builds the gateway and the demo
-// services first; see USAGE in options.ts for the flags. Needs the Debian packages
-// nghttp2-client (h2load), nginx and openssl.
+// The gateway against the upstream it fronts, the same gateway with DNS discovery (names
+// resolved by dnsmasq) and two reference proxies, then over TLS (HTTP/2 and HTTP/1.1) beside
+// nginx. Prints a table, writes bench-results/<date>.json and bench-results/latency.svg. Run with
+// `npm run bench`, which builds the gateway and the demo services first; see USAGE in options.ts
+// for the flags. Needs the Debian packages nghttp2-client (h2load), nginx, openssl and
+// dnsmasq-base.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { BENCH_HOST, dnsmasqVersion, startDnsmasq } from './dnsmasq.ts';
 import { download } from './download.ts';
 import { drawLatencyChart } from './latency-chart.ts';
 import { mergeOpenLoop, type OpenLoopResult, runOpenLoop } from './open-loop.ts';
 import { type BenchOptions, OptionsError, readOptions, USAGE } from './options.ts';
 import { findTlsTools, measureOverTls } from './over-tls.ts';
 import { measureOverload } from './overload.ts';
-import { ProcessGroup, waitForOk } from './processes.ts';
+import { failure, ProcessGroup, type ServiceProcess, waitForOk } from './processes.ts';
 import {
   type BenchResults,
   type DownloadFigures,
@@ -30,6 +32,7 @@ import { readRssBytes, sampleMaxRss } from './rss.ts';
 import { runSaturation, type SaturationRun } from './saturation.ts';
 import { mean, nsToMs, percentile, roundMs } from './stats.ts';
 import {
+  dnsGatewayEnvironment,
   gatewayEnvironment,
   HEADERS,
   PATH,
@@ -43,11 +46,13 @@ import {
 const RESULTS_DIR = resolve(ROOT, 'bench-results');
 const RSS_INTERVAL_MS = 50;
 const SETTLE_MS = 1000;
+const HEALTH_POLL_MS = 100;
 
 const DESCRIPTIONS: Record<TargetName, string> = {
   direct: 'the demo auth upstream itself (dist/apps/demo-services, DEMO_SERVICES=auth=0)',
   gateway:
     "the built gateway (dist/apps/api-gateway) as the image starts it: the Dockerfile CMD's node flags, NODE_ENV=production, one worker",
+  'gateway-dns': `the same gateway with UPSTREAM_DISCOVERY=dns, its services at http://${BENCH_HOST}:<upstream port>, which a dnsmasq on 127.0.0.1 resolves to 127.0.0.1`,
   'bare-node': 'node:http server + http.request with a keep-alive Agent (bare-node-proxy.ts)',
   fastify: '@fastify/http-proxy with its defaults (fastify-proxy.ts)',
 };
@@ -66,6 +71,28 @@ async function checkTarget(name: TargetName, url: string): Promise<void> {
   const body = (await res.json().catch(() => undefined)) as { service?: string } | undefined;
   if (res.status !== 200 || body?.service !== 'auth') {
     throw new Error(`${name}: GET ${url} answered ${res.status}, not the auth upstream's echo`);
+  }
+}
+
+/**
+ * The DNS-discovery gateway must have replaced the name by the address it resolves to (it logs
+ * the change) and found that instance healthy, or it would be measuring the static fallback.
+ */
+async function checkDnsGateway(gateway: ServiceProcess, baseUrl: string): Promise<void> {
+  const replaced = `auth: ${BENCH_HOST} now has 1 instance(s)`;
+  const deadline = performance.now() + START_TIMEOUT_MS;
+  for (;;) {
+    const res = await fetch(`${baseUrl}/health`);
+    const body = (await res.json()) as { instances?: Record<string, { health: string }[]> };
+    const auth = body.instances?.['auth'] ?? [];
+    if (gateway.output().includes(replaced) && auth.length === 1 && auth[0].health === 'up') return;
+    if (performance.now() > deadline) {
+      throw failure(
+        gateway,
+        `showed no discovered, healthy auth instance within ${START_TIMEOUT_MS} ms (/health: ${JSON.stringify(auth)})`,
+      );
+    }
+    await sleep(HEALTH_POLL_MS);
   }
 }
 
@@ -95,7 +122,7 @@ async function saturate(
       const run = await runSaturation(urls[target], HEADERS, options.connections, options.duration);
       runs[target].push(run);
       say(
-        `  round ${round}/${options.rounds} ${target.padEnd(9)} ${Math.round(run.requestsPerSecond)} req/s, p99 ${run.p99Ms} ms, ${run.errors} errors, ${run.non2xx} non-2xx`,
+        `  round ${round}/${options.rounds} ${target.padEnd(11)} ${Math.round(run.requestsPerSecond)} req/s, p99 ${run.p99Ms} ms, ${run.errors} errors, ${run.non2xx} non-2xx`,
       );
     }
   }
@@ -135,7 +162,7 @@ async function measureLatencies(
       runs[target].push(run);
       const p = (q: number) => nsToMs(percentile(run.latenciesNs, q));
       say(
-        `  round ${round}/${options.rounds} ${target.padEnd(9)} p50 ${p(50)} ms, p99 ${p(99)} ms`,
+        `  round ${round}/${options.rounds} ${target.padEnd(11)} p50 ${p(50)} ms, p99 ${p(99)} ms`,
       );
     }
   }
@@ -195,13 +222,20 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
   const gateway = spawnGateway(group, gatewayEnv);
   const readyMs =
     (await waitForOk(gateway, `${gatewayUrl}/heartbeat`, START_TIMEOUT_MS)) - gateway.spawnedAt;
+  const dns = await startDnsmasq(group, group.makeDir('dnsmasq'));
+  const dnsGatewayEnv = await dnsGatewayEnvironment(upstreamUrl, BENCH_HOST, dns.server);
+  const dnsGatewayUrl = `http://127.0.0.1:${dnsGatewayEnv['SERVICE_PORT']}`;
+  const dnsGateway = spawnGateway(group, dnsGatewayEnv);
   const [bare, fastify] = await Promise.all([
     startBaseline(group, 'bare node proxy', 'bare-node-proxy.ts', upstreamUrl),
     startBaseline(group, 'fastify proxy', 'fastify-proxy.ts', upstreamUrl),
   ]);
+  await waitForOk(dnsGateway, `${dnsGatewayUrl}/heartbeat`, START_TIMEOUT_MS);
+  await checkDnsGateway(dnsGateway, dnsGatewayUrl);
   const bases: Record<TargetName, string> = {
     direct: upstreamUrl,
     gateway: gatewayUrl,
+    'gateway-dns': dnsGatewayUrl,
     'bare-node': bare.url,
     fastify: fastify.url,
   };
@@ -242,7 +276,12 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
 
   // The baselines are done: the TLS runs and the overload scenario start gateways of their own and
   // have the cores to themselves.
-  await Promise.all([group.stopOne(bare.service), group.stopOne(fastify.service)]);
+  await Promise.all([
+    group.stopOne(bare.service),
+    group.stopOne(fastify.service),
+    group.stopOne(dnsGateway),
+    group.stopOne(dns.service),
+  ]);
   await group.stopOne(gateway);
   say(
     `TLS: the gateway and nginx, h2load over HTTP/2 and HTTP/1.1, ${options.rounds} round(s), ${options.duration} s per run`,
@@ -294,6 +333,23 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
       },
     },
     gateway: { readyMs },
+    dnsDiscovery: {
+      env: Object.fromEntries(
+        ['AUTH_SERVICE_URL', 'UPSTREAM_DISCOVERY', 'DNS_SERVERS', 'DNS_REFRESH_MS'].map((k) => [
+          k,
+          dnsGatewayEnv[k],
+        ]),
+      ),
+      dnsmasq: dnsmasqVersion(),
+      saturation: {
+        'gateway-dns/gateway': rps('gateway-dns') / rps('gateway'),
+        p99AddedMs: roundMs(saturation['gateway-dns'].p99Ms - saturation.gateway.p99Ms),
+      },
+      fixedRate: {
+        p50AddedMs: roundMs(latency['gateway-dns'].p50Ms - latency.gateway.p50Ms),
+        p99AddedMs: roundMs(latency['gateway-dns'].p99Ms - latency.gateway.p99Ms),
+      },
+    },
     memory: mapProxies((p) => ({
       rssIdleBytes: rssIdleBytes[p],
       rssMaxSaturationBytes: rssMaxSaturationBytes[p],

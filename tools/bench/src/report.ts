@@ -9,7 +9,8 @@ import {
 import type { OverloadFigures, OverloadPhase } from './overload.ts';
 import type { SaturationRun } from './saturation.ts';
 
-export const TARGETS = ['direct', 'gateway', 'bare-node', 'fastify'] as const;
+// gateway-dns right after gateway: the pair compared runs back to back in every round.
+export const TARGETS = ['direct', 'gateway', 'gateway-dns', 'bare-node', 'fastify'] as const;
 export type TargetName = (typeof TARGETS)[number];
 /** The targets that are proxies: their memory is measured side by side. */
 export const PROXIES = ['gateway', 'bare-node', 'fastify'] as const satisfies readonly TargetName[];
@@ -43,6 +44,15 @@ export interface LatencySummary {
   sendLagP99Ms: number;
 }
 
+/** The gateway with `UPSTREAM_DISCOVERY=dns` beside the static one: what discovery costs. */
+export interface DnsDiscoveryFigures {
+  /** What differs from `gatewayEnv`: the services' URL and the discovery settings. */
+  env: Record<string, string>;
+  dnsmasq: string;
+  saturation: { 'gateway-dns/gateway': number; p99AddedMs: number };
+  fixedRate: { p50AddedMs: number; p99AddedMs: number };
+}
+
 export interface BenchResults {
   date: string;
   commit: string;
@@ -66,6 +76,7 @@ export interface BenchResults {
     gatewayAddedMs: { p50: number; p99: number };
   };
   gateway: { readyMs: number };
+  dnsDiscovery: DnsDiscoveryFigures;
   /**
    * Each proxy's RSS: idle, its maximum while the saturation runs went on (all rounds, every
    * target), and around one streamed download through it alone.
@@ -161,6 +172,25 @@ export function formatReport(r: BenchResults): string {
     }),
   ]);
   const { gatewayAddedMs: added } = r.fixedRate;
+  const ms = (n: number): string => `${signed(n, twoDecimals.format(Math.abs(n)))} ms`;
+  const dns = r.dnsDiscovery;
+  const dnsSetting = Object.entries(dns.env)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
+  const pair = (name: 'gateway' | 'gateway-dns', s: SaturationSummary, l: LatencySummary) => [
+    name,
+    integer.format(s.requestsPerSecond),
+    twoDecimals.format(s.p50Ms),
+    twoDecimals.format(s.p99Ms),
+    twoDecimals.format(l.p50Ms),
+    twoDecimals.format(l.p99Ms),
+  ];
+  const discovery = table([
+    ['target', 'req/s', 'p50 ms', 'p99 ms', 'fixed-rate p50 ms', 'fixed-rate p99 ms'],
+    ...(['gateway', 'gateway-dns'] as const).map((name) =>
+      pair(name, r.saturation[name], r.fixedRate.targets[name]),
+    ),
+  ]);
   const m = r.memory;
   const row = (label: string, cell: (proxy: ProxyName) => string): string[] => [
     label,
@@ -274,6 +304,10 @@ export function formatReport(r: BenchResults): string {
     `Fixed rate: ${integer.format(r.fixedRate.ratePerSecond)} req/s open loop, ${r.fixedRate.rounds} round(s) of ${r.fixedRate.durationSeconds} s per target, ${o.warmup} s warm-up before each; latency from each request's scheduled start, pooled over rounds`,
     fixed,
     `gateway added latency (gateway − direct): p50 ${signed(added.p50, twoDecimals.format(Math.abs(added.p50)))} ms, p99 ${signed(added.p99, twoDecimals.format(Math.abs(added.p99)))} ms`,
+    '',
+    `DNS discovery: gateway-dns is the gateway with ${dnsSetting}, resolved by ${dns.dnsmasq} on 127.0.0.1; from the saturation and fixed-rate runs above`,
+    discovery,
+    `gateway-dns/gateway req/s ${twoDecimals.format(dns.saturation['gateway-dns/gateway'])} · saturation p99 ${ms(dns.saturation.p99AddedMs)} · fixed-rate p50 ${ms(dns.fixedRate.p50AddedMs)}, p99 ${ms(dns.fixedRate.p99AddedMs)} (gateway-dns − gateway)`,
     '',
     `Gateway ready: spawn → first 200 from /heartbeat in ${integer.format(r.gateway.readyMs)} ms`,
     '',

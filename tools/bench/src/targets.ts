@@ -48,6 +48,29 @@ export async function gatewayEnvironment(upstreamUrl: string): Promise<Record<st
   };
 }
 
+/** How often the DNS-discovery gateway resolves its names again: the gateway's shortest. */
+export const DNS_REFRESH_MS = 1000;
+
+/**
+ * The same gateway, its services named by `host` (which `dnsServer` resolves to 127.0.0.1)
+ * instead of by address, with DNS discovery on: its seven names are looked up again every second
+ * all through the load, so what discovery costs the request path shows beside the static gateway.
+ */
+export async function dnsGatewayEnvironment(
+  upstreamUrl: string,
+  host: string,
+  dnsServer: string,
+): Promise<Record<string, string>> {
+  const named = new URL(upstreamUrl);
+  named.hostname = host;
+  return {
+    ...(await gatewayEnvironment(named.origin)),
+    UPSTREAM_DISCOVERY: 'dns',
+    DNS_SERVERS: dnsServer,
+    DNS_REFRESH_MS: String(DNS_REFRESH_MS),
+  };
+}
+
 /** The built gateway as the image starts it; `extraFlags` go after the Dockerfile's own. */
 export function spawnGateway(
   group: ProcessGroup,
