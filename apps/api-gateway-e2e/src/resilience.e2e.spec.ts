@@ -64,6 +64,34 @@ describe('upstream resilience', () => {
     return started;
   }
 
+  it('does not count clients that leave as failures of the instance, so none ejects it', async () => {
+    const a = await stub('a');
+    const gw = await gateway({
+      GATEWAY_ROUTES_FILE: routeFile([`  - { prefix: /api/a, service: a, targets: [${a.url}] }`]),
+      PROXY_TIMEOUT_MS: '400',
+      OUTLIER_CONSECUTIVE_FAILURES: '2',
+    });
+    // Five clients give up on slow requests: the upstream is cancelled, and past the proxy
+    // timeout nothing is left to time out and be blamed on the instance.
+    await Promise.all(
+      Array.from({ length: 5 }, async () => {
+        const controller = new AbortController();
+        const pending = httpRequest(`${gw.url}/api/a/delay?ms=2000`, {
+          signal: controller.signal,
+        }).catch(() => 'aborted');
+        await a.waitFor((r) => r.url.startsWith('/api/a/delay'));
+        controller.abort();
+        await pending;
+      }),
+    );
+    await sleep(800);
+    expect(await instances(gw, 'a')).toEqual([
+      expect.objectContaining({ instance: 0, ejected: false }),
+    ]);
+    expect(gw.output()).not.toMatch(/upstream timeout|ejected/);
+    expect((await httpRequest(`${gw.url}/api/a/x`)).status).toBe(200);
+  });
+
   it('loses no idempotent request when one of three instances dies under load, ejects it, and re-admits it when it is back', async () => {
     const [a, b, c] = [await stub('a'), await stub('b'), await stub('c')];
     const gw = await gateway({

@@ -170,11 +170,16 @@ export function refuseRequest(exchange: Exchange, status: number, message: strin
 }
 
 function onTargetClose(exchange: Exchange): void {
-  // The client left before the end: nothing waits for the rest of the upstream's answer.
   // `writableEnded`, not `writableFinished`: an HTTP/2 stream reset by its client reports
   // itself finished, but the gateway never ended its answer.
-  const { target, dispatch } = exchange;
-  if (dispatch && !(target as ServerResponse).writableEnded) dispatch.cancel();
+  if (!(exchange.target as ServerResponse).writableEnded) {
+    // The client left before the end: nothing waits for the rest of the upstream's answer,
+    // and its timers stop. A client's departure says nothing of the upstream: left running,
+    // the timeout would count it as the instance's failure and could eject a healthy one.
+    settle(exchange);
+    exchange.answered = true;
+    exchange.dispatch?.cancel();
+  }
   release(exchange);
 }
 
