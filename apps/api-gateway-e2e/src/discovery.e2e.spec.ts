@@ -10,7 +10,7 @@ import {
   type StubUpstream,
 } from '@helix/shared-testing';
 import { DNSMASQ, describeWith, type DnsServer, startDnsmasq } from './real-deps';
-import { closedPort } from './support';
+import { closedPort, until } from './support';
 
 /** Three loopback addresses, one stub each, all on one port: the pods behind one name. */
 const ADDRESSES = ['127.0.0.2', '127.0.0.3', '127.0.0.4'] as const;
@@ -27,15 +27,6 @@ async function spread(gateway: GatewayProcess, count: number): Promise<Map<strin
     seen.set(service, (seen.get(service) ?? 0) + 1);
   }
   return seen;
-}
-
-async function eventually(check: () => Promise<boolean>, timeoutMs: number): Promise<number> {
-  const started = Date.now();
-  while (!(await check())) {
-    if (Date.now() - started > timeoutMs) throw new Error(`not within ${timeoutMs} ms`);
-    await sleep(50);
-  }
-  return Date.now() - started;
 }
 
 describeWith(DNSMASQ, 'DNS discovery against a real dnsmasq', () => {
@@ -90,7 +81,7 @@ describeWith(DNSMASQ, 'DNS discovery against a real dnsmasq', () => {
 
   it('sends to an added address within seconds, and drains a removed one, finishing its request', async () => {
     await dns.setHosts(ADDRESSES.map((a) => `${a} ${NAME}`));
-    const tookMs = await eventually(async () => (await spread(gateway, 6)).has(ADDRESSES[2]), 5000);
+    const tookMs = await until(async () => (await spread(gateway, 6)).has(ADDRESSES[2]), 5000);
     expect(tookMs).toBeLessThan(5000);
 
     // A slow request in flight on the first address, which then leaves the answer.
@@ -133,6 +124,6 @@ describeWith(DNSMASQ, 'DNS discovery against a real dnsmasq', () => {
     } finally {
       dns.resume();
     }
-    await eventually(async () => gateway.output().includes('svc.test resolves again'), 5000);
+    await until(async () => gateway.output().includes('svc.test resolves again'), 5000);
   });
 });

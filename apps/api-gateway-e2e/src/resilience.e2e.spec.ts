@@ -10,7 +10,7 @@ import {
   startStubUpstream,
   type StubUpstream,
 } from '@helix/shared-testing';
-import { closedPort } from './support';
+import { closedPort, until } from './support';
 
 function routeFile(lines: string[]): string {
   const file = join(mkdtempSync(join(tmpdir(), 'helix-resilience-')), 'routes.yaml');
@@ -29,15 +29,6 @@ async function instances(gateway: GatewayProcess, service: string): Promise<Inst
     instances: Record<string, InstanceState[]>;
   }>();
   return body.instances[service];
-}
-
-async function until(check: () => Promise<boolean>, timeoutMs: number): Promise<number> {
-  const started = Date.now();
-  while (!(await check())) {
-    if (Date.now() - started > timeoutMs) throw new Error(`not within ${timeoutMs} ms`);
-    await sleep(25);
-  }
-  return Date.now() - started;
 }
 
 function metric(text: string, name: string, labels: string): number {

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createServer } from 'node:net';
 import { KNOWN_SERVICES } from '@helix/gateway-config';
 import {
@@ -38,6 +39,16 @@ export async function closedPort(): Promise<number> {
 }
 
 /** What `promise` resolves to, or `fallback` once `ms` have passed; no timer is left behind. */
+/** Polls `check` every 25 ms until it holds; resolves with the time it took, throws past `timeoutMs`. */
+export async function until(check: () => Promise<boolean>, timeoutMs: number): Promise<number> {
+  const started = Date.now();
+  while (!(await check())) {
+    if (Date.now() - started > timeoutMs) throw new Error(`not within ${timeoutMs} ms`);
+    await sleep(25);
+  }
+  return Date.now() - started;
+}
+
 export async function within<T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<F>((resolve) => (timer = setTimeout(() => resolve(fallback), ms)));
