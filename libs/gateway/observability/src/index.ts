@@ -5,3 +5,7 @@ export * from './lib/observability.module';
 export * from './lib/redact-query';
 export * from './lib/request-observer';
 export * from './lib/request-record';
+export { createMetricsPortListener } from './lib/metrics-port';
+export { type LiveState, StatusBoard } from './lib/status-board';
+export { readWorkers } from './lib/status-cluster';
+export { StatusSampler } from './lib/status-sampler';

@@ -3,6 +3,7 @@ import { EdgeModule } from '@helix/gateway-edge';
 import { RouterModule } from '@helix/gateway-router';
 import { GATEWAY_BUILD_INFO, type GatewayBuildInfo } from './build-info';
 import { HealthController } from './health.controller';
+import { StatusStateReporter } from './status-state.reporter';
 import { UpstreamHealthChecker } from './upstream-health.checker';
 
 @Module({})
@@ -12,7 +13,11 @@ export class HealthModule {
       module: HealthModule,
       imports: [EdgeModule, RouterModule],
       controllers: [HealthController],
-      providers: [UpstreamHealthChecker, { provide: GATEWAY_BUILD_INFO, useValue: build }],
+      providers: [
+        UpstreamHealthChecker,
+        StatusStateReporter,
+        { provide: GATEWAY_BUILD_INFO, useValue: build },
+      ],
       exports: [UpstreamHealthChecker],
     };
   }

@@ -5,6 +5,12 @@ const DURATION_BUCKETS = [
   0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 ];
 
+const SUFFIXED_GAUGES = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
+
 /** Bounded label values: a method outside the standard set is OTHER, a status its class. */
 export function methodLabel(method: string | undefined): string {
   return method !== undefined && KNOWN_METHODS.has(method) ? method : 'OTHER';
@@ -137,6 +143,9 @@ export class GatewayMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+    // prom-client reports these three as gauges named like counters, which `promtool check
+    // metrics` refuses; each is the sum of its unsuffixed gauge by type (nodejs_active_handles…).
+    for (const name of SUFFIXED_GAUGES) this.registry.removeSingleMetric(name);
   }
 
   /** Where the per-service in-flight figures are read at each scrape (the route table in force). */

@@ -11,19 +11,25 @@ import {
 import { AggregatorRegistry } from 'prom-client';
 import { GATEWAY_CONFIG, type GatewayConfig } from '@helix/gateway-config';
 import { GatewayMetrics } from './gateway-metrics';
+import { createMetricsPortListener } from './metrics-port';
+import { StatusBoard } from './status-board';
+import { answerStatusRequests } from './status-cluster';
+import { StatusSampler } from './status-sampler';
 
 /**
- * Prometheus `/metrics` on METRICS_PORT, a server of its own: metrics never show on the
- * public port. METRICS_PORT=0 leaves it off.
+ * Prometheus `/metrics` and the status page on METRICS_PORT, a server of its own: neither
+ * shows on the public port. METRICS_PORT=0 leaves it off.
  */
 @Injectable()
 export class MetricsServer implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(MetricsServer.name);
   private server: Server | undefined;
+  private sampler: StatusSampler | undefined;
 
   constructor(
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
     private readonly metrics: GatewayMetrics,
+    private readonly board: StatusBoard,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -34,19 +40,14 @@ export class MetricsServer implements OnApplicationBootstrap, OnApplicationShutd
       // starts answering its requests only once an AggregatorRegistry exists in the worker.
       new AggregatorRegistry();
       AggregatorRegistry.setRegistries([registry]);
+      answerStatusRequests(this.board);
       return;
     }
-    const server = createServer((req, res) => {
-      if (req.url !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
-        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
-        return;
-      }
-      registry.metrics().then(
-        (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
-        (err: Error) =>
-          res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
-      );
-    });
+    const sampler = new StatusSampler(
+      async () => [await this.board.read()],
+      (err) => this.logger.warn(`status sample failed: ${err.message}`),
+    );
+    const server = createServer(createMetricsPortListener(registry, sampler));
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) =>
         reject(
@@ -58,11 +59,14 @@ export class MetricsServer implements OnApplicationBootstrap, OnApplicationShutd
       server.listen(this.config.METRICS_PORT, this.config.HOST, resolve);
     });
     this.server = server;
+    this.sampler = sampler;
+    sampler.start();
     const { address, port } = server.address() as AddressInfo;
-    this.logger.log(`metrics on http://${address}:${port}/metrics`);
+    this.logger.log(`metrics on http://${address}:${port}/metrics, status on /status`);
   }
 
   async onApplicationShutdown(): Promise<void> {
+    this.sampler?.stop();
     const server = this.server;
     if (!server) return;
     server.closeAllConnections();

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { GATEWAY_CONFIG, type GatewayConfig } from '@helix/gateway-config';
 import { GatewayMetrics, methodLabel, statusClass } from './gateway-metrics';
 import { redactQuery } from './redact-query';
+import { StatusBoard } from './status-board';
 import { attachRecord, type RequestRecord } from './request-record';
 
 /** Injection token of the process's root pino logger. */
@@ -33,6 +34,7 @@ export class RequestObserver {
     @Inject(GATEWAY_CONFIG) config: GatewayConfig,
     @Inject(ROOT_LOGGER) private readonly logger: Logger,
     private readonly metrics: GatewayMetrics,
+    private readonly board: StatusBoard,
   ) {
     this.accessLog = config.ACCESS_LOG && logger.isLevelEnabled('info');
     this.metricsOn = config.METRICS_PORT !== 0;
@@ -58,6 +60,7 @@ export class RequestObserver {
       upstreamSentAt: undefined,
       upstreamFirstByteAt: undefined,
       upstreamFailure: undefined,
+      upstreamInstance: undefined,
       retries: 0,
     };
     attachRecord(res, record);
@@ -91,8 +94,17 @@ export class RequestObserver {
       m.requestDuration.labels(route, method, cls).observe(durationMs / 1000);
       if (ttfbMs !== undefined && record.service)
         m.upstreamDuration.labels(record.service).observe(ttfbMs / 1000);
-      if (record.upstreamFailure && record.service)
+      if (record.upstreamFailure && record.service) {
         m.upstreamErrors.labels(record.service, record.upstreamFailure).inc();
+        this.board.noteFailure({
+          time: Date.now(),
+          route,
+          service: record.service,
+          instance: record.upstreamInstance,
+          code: record.upstreamFailure,
+          requestId: String(res.getHeader('x-request-id') ?? ''),
+        });
+      }
       if (status === 429) m.rateLimited.labels(route).inc();
       if (record.retries > 0 && record.service)
         m.retries.labels(record.service).inc(record.retries);

@@ -15,6 +15,8 @@ export interface RequestRecord {
   upstreamFirstByteAt: number | undefined;
   /** A failure of the upstream exchange, from the error table (refused, reset, timeout…). */
   upstreamFailure: string | undefined;
+  /** The index of the instance that failed, when one did. */
+  upstreamInstance: number | undefined;
   /** Tries on another instance after a connect failure. */
   retries: number;
 }

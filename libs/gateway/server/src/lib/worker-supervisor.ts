@@ -4,6 +4,11 @@ import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
 import { ConfigError, type GatewayConfig, loadRouteFile } from '@helix/gateway-config';
+import {
+  createMetricsPortListener,
+  readWorkers,
+  StatusSampler,
+} from '@helix/gateway-observability';
 import { FolderWatch, hashFile } from './folder-watch';
 import { DRAIN_MESSAGE } from './graceful-shutdown';
 import { ROUTES_CHANGED_MESSAGE, ROUTES_POLL_MS } from './route-reloader';
@@ -20,7 +25,7 @@ export function workerCount(config: Pick<GatewayConfig, 'GATEWAY_WORKERS'>): num
 /**
  * The primary process of GATEWAY_WORKERS > 1: forks the workers, which share the public port
  * (node:cluster), replaces a worker that dies, gives up on a crash loop, passes SIGTERM/SIGINT
- * on so each worker drains, and serves the workers' metrics, added up, on METRICS_PORT.
+ * on so each worker drains, and serves the workers' metrics, added up, on METRICS_PORT, with the status page drawn from them.
  */
 export function superviseWorkers(config: GatewayConfig, logger: Logger): void {
   const wanted = workerCount(config);
@@ -109,16 +114,11 @@ function watchRouteFile(config: GatewayConfig, file: string, logger: Logger): vo
 
 function serveClusterMetrics(config: GatewayConfig, logger: Logger): void {
   const registry = new AggregatorRegistry();
-  const server = createServer((req, res) => {
-    if (req.url !== '/metrics') {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
-      return;
-    }
-    registry.clusterMetrics().then(
-      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
-      (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
-    );
-  });
+  const source = { contentType: registry.contentType, metrics: () => registry.clusterMetrics() };
+  const sampler = new StatusSampler(readWorkers(), (err) =>
+    logger.warn(`status sample failed: ${err.message}`),
+  );
+  const server = createServer(createMetricsPortListener(source, sampler));
   server.on('error', (err: NodeJS.ErrnoException) => {
     logger.fatal(
       `Cannot listen on ${config.HOST}:${config.METRICS_PORT} (METRICS_PORT): ${err.code ?? err.message}`,
@@ -128,6 +128,9 @@ function serveClusterMetrics(config: GatewayConfig, logger: Logger): void {
   server.listen(config.METRICS_PORT, config.HOST, () => {
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : config.METRICS_PORT;
-    logger.info(`metrics on http://${config.HOST}:${port}/metrics (all workers)`);
+    sampler.start();
+    logger.info(
+      `metrics on http://${config.HOST}:${port}/metrics, status on /status (all workers)`,
+    );
   });
 }

@@ -256,8 +256,14 @@ function isResponse(target: ServerResponse | Duplex): target is ServerResponse {
   return target instanceof ServerResponse || isHttp2Response(target);
 }
 
+function noteFailure(exchange: Exchange, failure: UpstreamFailure): void {
+  if (!exchange.record) return;
+  exchange.record.upstreamFailure = failure;
+  exchange.record.upstreamInstance = exchange.instance.index;
+}
+
 function answerFailure(exchange: Exchange, failure: UpstreamFailure): void {
-  if (exchange.record) exchange.record.upstreamFailure = failure;
+  noteFailure(exchange, failure);
   const { status, message } = UPSTREAM_FAILURES[failure];
   const target = exchange.target;
   if (isResponse(target)) {
@@ -363,7 +369,7 @@ export function failExchange(exchange: Exchange, err: Error): void {
   // connection, while a complete bodiless 204 or 304 followed by stray bytes fails the upstream
   // socket but still reaches the client as the upstream sent it. Only the failure is recorded.
   if (exchange.responded) {
-    if (exchange.record) exchange.record.upstreamFailure = failure;
+    noteFailure(exchange, failure);
     return;
   }
   answerFailure(exchange, failure);

@@ -77,6 +77,11 @@ export class UpstreamInstance implements ExchangeEndpoint {
     this.proxy = createHttpProxy(url, this.agent);
   }
 
+  /** Connect errors, resets, timeouts and 5xx in a row, as the status page shows them. */
+  get failuresInARow(): number {
+    return this.consecutiveFailures;
+  }
+
   /** May this instance take a request now? An ended ejection admits one probe at a time. */
   isAvailable(now: number): boolean {
     if (this.health === 'down' || this.retired) return false;
