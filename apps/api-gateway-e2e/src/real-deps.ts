@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -229,4 +229,61 @@ export async function startSentinelCluster(): Promise<SentinelCluster> {
       await Promise.all([...sentinels, replica, primary].map(kill));
     },
   };
+}
+
+export const PROMETHEUS = '/usr/bin/prometheus';
+export const PROMTOOL = '/usr/bin/promtool';
+
+export interface PrometheusServer {
+  /** `http://127.0.0.1:<port>`, its HTTP API under /api/v1. */
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A real Debian prometheus with `config` (a prometheus.yml) on a free loopback port, its
+ * storage in a temporary folder that stop() removes, ready once `/-/ready` answers 200.
+ */
+export async function startPrometheus(config: string): Promise<PrometheusServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'helix-prometheus-'));
+  writeFileSync(join(dir, 'prometheus.yml'), config);
+  const port = await closedPort();
+  const url = `http://127.0.0.1:${port}`;
+  const child = spawn(
+    PROMETHEUS,
+    [
+      `--config.file=${join(dir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  child.stdout?.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = once(child, 'exit');
+      child.kill('SIGKILL');
+      await exited;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  for (let i = 0; ; i++) {
+    if (child.exitCode !== null) {
+      await stop();
+      throw new Error(`prometheus exited with ${child.exitCode}:\n${out}`);
+    }
+    const ready = await fetch(`${url}/-/ready`).then(
+      (res) => res.status === 200,
+      () => false,
+    );
+    if (ready) break;
+    if (i === 300) {
+      await stop();
+      throw new Error(`prometheus was not ready within 15 s:\n${out}`);
+    }
+    await sleep(50);
+  }
+  return { url, stop };
 }

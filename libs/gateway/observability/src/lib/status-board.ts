@@ -47,7 +47,7 @@ export interface ProcessReading {
 }
 
 /** How many failures the page lists; older ones are in the access log. */
-export const FAILURES_KEPT = 20;
+export const FAILURES_KEPT = 10;
 
 const NO_LIVE_STATE: LiveState = {
   version: 'unknown',
@@ -74,7 +74,7 @@ export class StatusBoard {
     this.readLive = read;
   }
 
-  /** Keeps the last FAILURES_KEPT failures; a push and, when full, a shift of 20. */
+  /** Keeps the last FAILURES_KEPT failures; a push and, when full, a shift of ten. */
   noteFailure(note: UpstreamFailureNote): void {
     if (this.failures.length === FAILURES_KEPT) this.failures.shift();
     this.failures.push(note);

@@ -39,8 +39,9 @@ td.bad { color: var(--down); font-weight: 600; }
 .grid { display: grid; gap: .75rem; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); }
 .card { background: var(--card); border: 1px solid var(--line); border-radius: 6px; padding: .6rem .75rem; }
 .card h3 { font-size: .95rem; margin: 0 0 .4rem; }
-.chart { display: grid; grid-template-columns: 4.5rem 1fr 4.5rem; align-items: center; gap: .4rem; }
-.chart svg { width: 100%; height: 34px; display: block; }
+.chart { display: grid; grid-template-columns: 1fr auto; align-items: baseline; margin-top: .3rem; }
+.chart svg { grid-column: 1 / -1; width: 100%; height: 36px; display: block;
+  border-bottom: 1px solid var(--line); }
 .chart path { fill: none; stroke: var(--accent); stroke-width: 1.5; vector-effect: non-scaling-stroke; }
 .chart path.err { stroke: var(--down); } .chart path.p99 { stroke: var(--warn); }
 .chart .v { text-align: right; font-variant-numeric: tabular-nums; }
@@ -159,7 +160,7 @@ function renderCharts(routes, now) {
         const path = svg("path");
         if (kind) path.setAttribute("class", kind);
         chart.append(path);
-        row.append(el("span", "muted", label), chart, el("span", "v"));
+        row.append(el("span", "muted", label), el("span", "v"), chart);
         card.append(row);
       }
       box.append(card);
@@ -170,7 +171,7 @@ function renderCharts(routes, now) {
       const row = card.children[i + 1];
       row.querySelector("path").setAttribute("d", pathOf(s.t, s[name], now));
       const last = s[name].length ? s[name][s[name].length - 1] : null;
-      row.lastChild.textContent = format(last);
+      row.children[1].textContent = format(last);
     });
   }
   for (const card of cards.values()) card.remove();
@@ -268,7 +269,7 @@ const BODY = `<header>
 <main>
 <h2>Routes</h2>
 <div class="scroll"><table>
-<thead><tr><th>route</th><th>service</th><th>requests</th><th>req/s (10 s)</th><th>5xx</th><th>error rate (1 min)</th><th>p50 (1 min)</th><th>p99 (1 min)</th></tr></thead>
+<thead><tr><th>route</th><th class="l">service</th><th>requests</th><th>req/s (10 s)</th><th>5xx</th><th>error rate (1 min)</th><th>p50 (1 min)</th><th>p99 (1 min)</th></tr></thead>
 <tbody id="routes"></tbody>
 </table></div>
 <h2>Last 15 minutes</h2>
@@ -277,7 +278,7 @@ const BODY = `<header>
 <div id="services" class="grid"></div>
 <h2>Recent upstream failures</h2>
 <div class="scroll"><table>
-<thead><tr><th>time</th><th>route</th><th>service</th><th>failure</th><th>request id</th></tr></thead>
+<thead><tr><th>time</th><th class="l">route</th><th class="l">service</th><th class="l">failure</th><th class="l">request id</th></tr></thead>
 <tbody id="failures"></tbody>
 </table><p id="no-failures" class="muted">&nbsp;None since start.</p></div>
 </main>`;

@@ -207,7 +207,7 @@ describe('StatusSampler', () => {
     expect(Object.keys(sampler.snapshot()?.series ?? {})).toEqual(['/api/auth']);
   });
 
-  it('keeps only the last 20 failures of a process', () => {
+  it('keeps only the last 10 failures of a process', () => {
     const { board } = worker(live('up', 0));
     for (let i = 0; i < 25; i++) {
       board.noteFailure({
@@ -221,7 +221,7 @@ describe('StatusSampler', () => {
     }
     return board.read().then((reading) => {
       expect(reading.failures.map((f) => f.requestId)).toEqual(
-        Array.from({ length: 20 }, (_, i) => `r${i + 5}`),
+        Array.from({ length: 10 }, (_, i) => `r${i + 15}`),
       );
     });
   });
