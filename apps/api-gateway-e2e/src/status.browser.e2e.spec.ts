@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { httpRequest } from '@helix/shared-testing';
 import { CHROMIUM, CHROMIUM_ARGS, describeWith } from './real-deps';
-import { closedPort, SERVICE_NAMES, usePlatform } from './support';
+import { closedPort, SERVICE_NAMES, until, usePlatform } from './support';
 
 const PREFIXES = [
   '/api/auth',
@@ -86,11 +86,7 @@ describeWith(CHROMIUM, 'status page in a real browser (headless Chromium)', () =
     for (let i = 0; i < 9; i++) {
       expect((await httpRequest(`${platform.gateway.url}/api/kira/${i}`)).status).toBe(200);
     }
-    await page.waitForFunction(
-      () => document.querySelector('tr[data-route="/api/kira"]')?.children[2].textContent === '9',
-      undefined,
-      { timeout: 3000, polling: 50 },
-    );
+    await until(async () => (await cell(page, '/api/kira', 2)) === '9', 3000);
     expect(await cell(page, '/api/kira', 4)).toBe('0');
     expect(await cell(page, '/api/kira', 7)).toMatch(/^\d+(\.\d+)? ms$/);
     expect(navigations).toBe(1);
@@ -99,16 +95,7 @@ describeWith(CHROMIUM, 'status page in a real browser (headless Chromium)', () =
   it('draws the charts', async () => {
     // Two points make a line: two samples after the traffic above.
     const path = page.locator('[data-chart-route="/api/kira"] svg[data-chart="rps"] path');
-    await page.waitForFunction(
-      () =>
-        (
-          document
-            .querySelector('[data-chart-route="/api/kira"] svg[data-chart="rps"] path')
-            ?.getAttribute('d') ?? ''
-        ).includes('L'),
-      undefined,
-      { timeout: 5000, polling: 100 },
-    );
+    await until(async () => ((await path.getAttribute('d')) ?? '').includes('L'), 5000);
     const d = (await path.getAttribute('d')) ?? '';
     // Every point lies inside the 300 × 34 view box, and the line rose above the baseline.
     const points = [...d.matchAll(/[ML](-?[\d.]+) (-?[\d.]+)/g)].map((m) => [
@@ -139,20 +126,10 @@ describeWith(CHROMIUM, 'status page in a real browser (headless Chromium)', () =
 
   it('turns the instance of a killed upstream down on the page', async () => {
     const vera = page.locator('[data-service="vera"]');
-    await page.waitForFunction(
-      () => document.querySelector('[data-service="vera"] .badge')?.textContent === 'up',
-      undefined,
-      { timeout: 5000, polling: 50 },
-    );
+    const badge = () => vera.locator('.badge').innerText();
+    await until(async () => (await badge()) === 'up', 5000);
     await platform.stubs.vera.close();
-    await page.waitForFunction(
-      () =>
-        /^(down|ejected)$/.test(
-          document.querySelector('[data-service="vera"] .badge')?.textContent ?? '',
-        ),
-      undefined,
-      { timeout: 5000, polling: 50 },
-    );
+    await until(async () => /^(down|ejected)$/.test(await badge()), 5000);
     expect(await vera.innerText()).toMatch(/\b(down|ejected)\b/);
     expect(navigations).toBe(1);
     expect(problems).toEqual([]);
