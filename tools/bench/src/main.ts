@@ -1,6 +1,7 @@
 // The gateway against the upstream it fronts, the same gateway with DNS discovery (names
 // resolved by dnsmasq) and two reference proxies, then over TLS (HTTP/2 and HTTP/1.1) beside
-// nginx. Prints a table, writes bench-results/<date>.json and bench-results/latency.svg. Run with
+// nginx, an overload scenario, and the gateway at saturation with its status page closed and open.
+// Prints a table, writes bench-results/<date>.json and bench-results/latency.svg. Run with
 // `npm run bench`, which builds the gateway and the demo services first; see USAGE in options.ts
 // for the flags. Needs the Debian packages nghttp2-client (h2load), nginx, openssl and
 // dnsmasq-base.
@@ -24,13 +25,16 @@ import {
   type LatencySummary,
   PROXIES,
   type ProxyName,
+  formatStatusPage,
   type SaturationSummary,
+  type StatusPageFigures,
   TARGETS,
   type TargetName,
 } from './report.ts';
 import { readRssBytes, sampleMaxRss } from './rss.ts';
 import { runSaturation, type SaturationRun } from './saturation.ts';
 import { mean, nsToMs, percentile, roundMs } from './stats.ts';
+import { measureStatusPage } from './status-page.ts';
 import {
   dnsGatewayEnvironment,
   gatewayEnvironment,
@@ -211,6 +215,40 @@ function describeMachine(): { commit: string; cpus: string } {
   };
 }
 
+async function statusPageFigures(
+  group: ProcessGroup,
+  upstreamUrl: string,
+  options: BenchOptions,
+): Promise<StatusPageFigures> {
+  say(
+    `Status page: the gateway at saturation, its page closed and open, ${options.rounds} round(s), ${options.duration} s per run`,
+  );
+  const rounds = await measureStatusPage(
+    group,
+    upstreamUrl,
+    {
+      rounds: options.rounds,
+      seconds: options.duration,
+      warmup: options.warmup,
+      connections: options.connections,
+    },
+    say,
+  );
+  const closed = summarizeSaturation(rounds.closed);
+  const open = summarizeSaturation(rounds.open);
+  return {
+    rounds: options.rounds,
+    durationSeconds: options.duration,
+    connections: options.connections,
+    closed,
+    open,
+    'open/closed': open.requestsPerSecond / closed.requestsPerSecond,
+    p99AddedMs: roundMs(open.p99Ms - closed.p99Ms),
+    updatesPerSecond: rounds.updates / (options.rounds * options.duration),
+    maxUpdateGapMs: Math.round(rounds.maxUpdateGapMs),
+  };
+}
+
 async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchResults> {
   const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   const tlsTools = findTlsTools();
@@ -304,6 +342,7 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
     { seconds: options.duration, connections: 2 * options.connections, warmup: options.warmup },
     say,
   );
+  const statusPage = await statusPageFigures(group, upstreamUrl, options);
 
   const rps = (t: TargetName): number => saturation[t].requestsPerSecond;
   return {
@@ -357,7 +396,20 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
     })),
     tls,
     overload,
+    statusPage,
   };
+}
+
+/** `--status-page-only`: the upstream, then that phase alone; its own results file. */
+async function runStatusPageOnly(options: BenchOptions, group: ProcessGroup): Promise<void> {
+  const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const upstreamUrl = await startUpstream(group);
+  const statusPage = await statusPageFigures(group, upstreamUrl, options);
+  const results = { date, ...describeMachine(), node: process.version, options, statusPage };
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const file = resolve(RESULTS_DIR, `${date.replace(/:/g, '-')}-status-page.json`);
+  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  say(`\n${formatStatusPage(statusPage)}\n\nWrote ${file}`);
 }
 
 async function main(): Promise<void> {
@@ -367,6 +419,14 @@ async function main(): Promise<void> {
     return;
   }
   const group = new ProcessGroup();
+  if (options.statusPageOnly) {
+    try {
+      await runStatusPageOnly(options, group);
+    } finally {
+      await group.stop();
+    }
+    return;
+  }
   let results: BenchResults;
   try {
     results = await run(options, group);

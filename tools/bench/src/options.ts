@@ -16,6 +16,8 @@ export interface BenchOptions {
   /** Size of the download streamed through the gateway while its RSS is sampled. */
   downloadBytes: number;
   quick: boolean;
+  /** Only the status-page phase: the gateway at saturation with its status page closed and open. */
+  statusPageOnly: boolean;
 }
 
 const FULL = {
@@ -50,11 +52,13 @@ const NUMERIC = [
 ] as const;
 
 export const USAGE = `Usage: npm run bench -- [--quick] [--rounds N] [--duration S] [--warmup S]
-  [--connections N] [--rate N] [--latency-duration S] [--download-bytes N]
+  [--connections N] [--rate N] [--latency-duration S] [--download-bytes N] [--status-page-only]
 
 Each flag may also be set as BENCH_<NAME> (e.g. BENCH_ROUNDS=5); a flag wins over the variable.
 Defaults: ${NUMERIC.map(([flag, , key]) => `--${flag} ${FULL[key]}`).join(', ')}.
 --quick:  ${NUMERIC.map(([flag, , key]) => `--${flag} ${QUICK[key]}`).join(', ')}.
+--status-page-only (BENCH_STATUS_PAGE_ONLY=1): only the gateway at saturation with its status
+  page closed and open, with --rounds, --duration, --warmup and --connections.
 `;
 
 export class OptionsError extends Error {
@@ -73,6 +77,7 @@ export function readOptions(
       strict: true,
       options: {
         quick: { type: 'boolean', default: false },
+        'status-page-only': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
         ...Object.fromEntries(NUMERIC.map(([flag]) => [flag, { type: 'string' as const }])),
       },
@@ -82,7 +87,9 @@ export function readOptions(
   }
   if (values.help) return 'help';
   const quick = values.quick === true || env['BENCH_QUICK'] === '1';
-  const options: BenchOptions = { ...(quick ? QUICK : FULL), quick };
+  const statusPageOnly =
+    values['status-page-only'] === true || env['BENCH_STATUS_PAGE_ONLY'] === '1';
+  const options: BenchOptions = { ...(quick ? QUICK : FULL), quick, statusPageOnly };
   for (const [flag, variable, key] of NUMERIC) {
     const flagValue = values[flag];
     const raw = typeof flagValue === 'string' ? flagValue : env[variable];

@@ -89,6 +89,47 @@ export interface BenchResults {
   tls: TlsFigures;
   /** The gateway at half and twice its capacity, traffic controls on and off. */
   overload: OverloadFigures;
+  /** The gateway at saturation with its status page closed and open. */
+  statusPage: StatusPageFigures;
+}
+
+/** What an open status page costs the proxied path: the same saturation, page closed and open. */
+export interface StatusPageFigures {
+  rounds: number;
+  durationSeconds: number;
+  connections: number;
+  closed: SaturationSummary;
+  /** A client on /status/events all through the run, as an open page holds it. */
+  open: SaturationSummary;
+  'open/closed': number;
+  p99AddedMs: number;
+  /** Updates the open page received per second of the measured runs (the sampler's rate: 1). */
+  updatesPerSecond: number;
+  maxUpdateGapMs: number;
+}
+
+/** The status-page phase's lines of the report. */
+export function formatStatusPage(p: StatusPageFigures): string {
+  const rows = (['closed', 'open'] as const).map((label) => {
+    const s = p[label];
+    return [
+      `page ${label}`,
+      integer.format(s.requestsPerSecond),
+      `${integer.format(s.minRequestsPerSecond)}–${integer.format(s.maxRequestsPerSecond)}`,
+      twoDecimals.format(s.p50Ms),
+      twoDecimals.format(s.p99Ms),
+      String(s.errors),
+      String(s.non2xx),
+    ];
+  });
+  return [
+    `Status page: autocannon -c ${p.connections} -d ${p.durationSeconds} on the gateway, ${p.rounds} round(s) of the page closed and open (a client on /status/events), alternating which goes first; means over rounds`,
+    table([
+      ['gateway', 'req/s', 'min–max req/s', 'p50 ms', 'p99 ms', 'errors', 'non-2xx'],
+      ...rows,
+    ]),
+    `open/closed req/s ${twoDecimals.format(p['open/closed'])} · p99 ${signed(p.p99AddedMs, twoDecimals.format(Math.abs(p.p99AddedMs)))} ms (open − closed) · ${twoDecimals.format(p.updatesPerSecond)} updates/s under load, longest gap ${integer.format(p.maxUpdateGapMs)} ms`,
+  ].join('\n');
 }
 
 export interface DownloadFigures {
@@ -325,5 +366,7 @@ export function formatReport(r: BenchResults): string {
     `Overload: an upstream of ${ov.upstreamWorkers} workers × ${ov.serviceTimeMs} ms, gateway capacity ${integer.format(ov.capacityPerSecond)} req/s (autocannon, controls off); open loop at ½× and 2× for ${ov.durationSeconds} s each; controls on: ${controls}`,
     overload,
     `controls on: admitted p99 at 2× is ${twoDecimals.format(within)}× the p99 at ½× (goal ≤ 3)`,
+    '',
+    formatStatusPage(r.statusPage),
   ].join('\n');
 }
