@@ -3,6 +3,7 @@ import { type GatewayConfig, GatewayConfigModule } from '@helix/gateway-config';
 import { HealthModule } from '@helix/gateway-health';
 import { ObservabilityModule } from '@helix/gateway-observability';
 import { ServerModule } from '@helix/gateway-server';
+import { StatusModule } from '@helix/gateway-status';
 import type { Logger } from 'pino';
 import { name, version } from '../../package.json';
 
@@ -15,6 +16,7 @@ export class AppModule {
         GatewayConfigModule.forRoot(config),
         ObservabilityModule.forRoot(logger),
         ServerModule,
+        StatusModule,
         HealthModule.forRoot({ name, version }),
       ],
     };

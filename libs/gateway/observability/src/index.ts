@@ -1,11 +1,6 @@
 export * from './lib/gateway-metrics';
 export * from './lib/logger';
-export * from './lib/metrics.server';
 export * from './lib/observability.module';
 export * from './lib/redact-query';
 export * from './lib/request-observer';
 export * from './lib/request-record';
-export { createMetricsPortListener } from './lib/metrics-port';
-export { type LiveState, StatusBoard } from './lib/status-board';
-export { readWorkers } from './lib/status-cluster';
-export { StatusSampler } from './lib/status-sampler';

@@ -1,6 +1,7 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { EdgeModule } from '@helix/gateway-edge';
 import { RouterModule } from '@helix/gateway-router';
+import { StatusModule } from '@helix/gateway-status';
 import { GATEWAY_BUILD_INFO, type GatewayBuildInfo } from './build-info';
 import { HealthController } from './health.controller';
 import { StatusStateReporter } from './status-state.reporter';
@@ -11,7 +12,7 @@ export class HealthModule {
   static forRoot(build: GatewayBuildInfo): DynamicModule {
     return {
       module: HealthModule,
-      imports: [EdgeModule, RouterModule],
+      imports: [EdgeModule, RouterModule, StatusModule],
       controllers: [HealthController],
       providers: [
         UpstreamHealthChecker,

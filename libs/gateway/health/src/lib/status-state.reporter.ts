@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { OverloadMonitor } from '@helix/gateway-edge';
-import { StatusBoard } from '@helix/gateway-observability';
+import { StatusBoard } from '@helix/gateway-status';
 import { GatewayLifecycle, UpstreamRegistry } from '@helix/gateway-router';
 import { GATEWAY_BUILD_INFO, type GatewayBuildInfo } from './build-info';
 

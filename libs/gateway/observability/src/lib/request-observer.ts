@@ -6,13 +6,23 @@ import type { Logger } from 'pino';
 import { GATEWAY_CONFIG, type GatewayConfig } from '@helix/gateway-config';
 import { GatewayMetrics, methodLabel, statusClass } from './gateway-metrics';
 import { redactQuery } from './redact-query';
-import { StatusBoard } from './status-board';
 import { attachRecord, type RequestRecord } from './request-record';
 
 /** Injection token of the process's root pino logger. */
 export const ROOT_LOGGER = Symbol('ROOT_LOGGER');
 
 type ClientIpResolver = (req: IncomingMessage) => string;
+
+/** One failed upstream exchange, for an operator to find in the access log by request id. */
+export interface UpstreamFailureNote {
+  /** Epoch milliseconds. */
+  readonly time: number;
+  readonly route: string;
+  readonly service: string;
+  readonly instance: number | undefined;
+  readonly code: string;
+  readonly requestId: string;
+}
 
 // A request's bytes are often read along with its headers, before the gateway sees it, so
 // what the socket had read when the previous request on it ended is where this one starts.
@@ -29,12 +39,12 @@ export class RequestObserver {
   private readonly metricsOn: boolean;
   private readonly redactKeys: ReadonlySet<string>;
   private resolveClientIp: ClientIpResolver = (req) => req.socket.remoteAddress ?? 'unknown';
+  private failureListener: ((note: UpstreamFailureNote) => void) | undefined;
 
   constructor(
     @Inject(GATEWAY_CONFIG) config: GatewayConfig,
     @Inject(ROOT_LOGGER) private readonly logger: Logger,
     private readonly metrics: GatewayMetrics,
-    private readonly board: StatusBoard,
   ) {
     this.accessLog = config.ACCESS_LOG && logger.isLevelEnabled('info');
     this.metricsOn = config.METRICS_PORT !== 0;
@@ -44,6 +54,11 @@ export class RequestObserver {
   /** The edge's TRUST_PROXY-aware resolver, for requests the rate limiter did not look at. */
   useClientIpResolver(resolver: ClientIpResolver): void {
     this.resolveClientIp = resolver;
+  }
+
+  /** Told of every failed upstream exchange when its response closes (the status page's list). */
+  onUpstreamFailure(listener: (note: UpstreamFailureNote) => void): void {
+    this.failureListener = listener;
   }
 
   begin(req: IncomingMessage, res: ServerResponse, startedAt: number): RequestRecord {
@@ -96,7 +111,7 @@ export class RequestObserver {
         m.upstreamDuration.labels(record.service).observe(ttfbMs / 1000);
       if (record.upstreamFailure && record.service) {
         m.upstreamErrors.labels(record.service, record.upstreamFailure).inc();
-        this.board.noteFailure({
+        this.failureListener?.({
           time: Date.now(),
           route,
           service: record.service,

@@ -4,11 +4,7 @@ import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
 import { ConfigError, type GatewayConfig, loadRouteFile } from '@helix/gateway-config';
-import {
-  createMetricsPortListener,
-  readWorkers,
-  StatusSampler,
-} from '@helix/gateway-observability';
+import { createMetricsPortListener, readWorkers, StatusSampler } from '@helix/gateway-status';
 import { FolderWatch, hashFile } from './folder-watch';
 import { DRAIN_MESSAGE } from './graceful-shutdown';
 import { ROUTES_CHANGED_MESSAGE, ROUTES_POLL_MS } from './route-reloader';

@@ -10,7 +10,7 @@ import {
 } from '@nestjs/common';
 import { AggregatorRegistry } from 'prom-client';
 import { GATEWAY_CONFIG, type GatewayConfig } from '@helix/gateway-config';
-import { GatewayMetrics } from './gateway-metrics';
+import { GatewayMetrics } from '@helix/gateway-observability';
 import { createMetricsPortListener } from './metrics-port';
 import { StatusBoard } from './status-board';
 import { answerStatusRequests } from './status-cluster';

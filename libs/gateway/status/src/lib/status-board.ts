@@ -1,5 +1,5 @@
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
-import { GatewayMetrics } from './gateway-metrics';
+import type { GatewayMetrics, UpstreamFailureNote } from '@helix/gateway-observability';
 
 /** One upstream instance as the status page shows it (the metrics port may show addresses). */
 export interface InstanceStatus {
@@ -25,17 +25,6 @@ export interface LiveState {
   readonly overloaded: boolean;
   readonly routes: readonly { readonly prefix: string; readonly service: string }[];
   readonly services: readonly ServiceStatus[];
-}
-
-/** One failed upstream exchange, for an operator to find in the access log by request id. */
-export interface UpstreamFailureNote {
-  /** Epoch milliseconds. */
-  readonly time: number;
-  readonly route: string;
-  readonly service: string;
-  readonly instance: number | undefined;
-  readonly code: string;
-  readonly requestId: string;
 }
 
 /** A process's contribution to the status page, taken once a second off the request path. */

@@ -1,4 +1,4 @@
-import { GatewayMetrics } from './gateway-metrics';
+import { GatewayMetrics } from '@helix/gateway-observability';
 import { type LiveState, StatusBoard } from './status-board';
 import { StatusSampler, type StatusTick } from './status-sampler';
 

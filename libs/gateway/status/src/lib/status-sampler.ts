@@ -4,13 +4,8 @@ import {
   type Registry,
   type RegistryContentType,
 } from 'prom-client';
-import type {
-  InstanceStatus,
-  LiveState,
-  ProcessReading,
-  ServiceStatus,
-  UpstreamFailureNote,
-} from './status-board';
+import type { UpstreamFailureNote } from '@helix/gateway-observability';
+import type { InstanceStatus, LiveState, ProcessReading, ServiceStatus } from './status-board';
 import { FAILURES_KEPT } from './status-board';
 import { type Buckets, bucketsBetween, PointRing, quantile } from './status-series';
 

@@ -1,0 +1,5 @@
+module.exports = {
+  displayName: 'gateway-status',
+  preset: '../../../jest.preset.js',
+  coverageDirectory: '../../../coverage/libs/gateway/status',
+};
