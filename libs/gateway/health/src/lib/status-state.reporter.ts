@@ -1,11 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { OverloadMonitor } from '@helix/gateway-edge';
-import { StatusBoard } from '@helix/gateway-status';
 import { GatewayLifecycle, UpstreamRegistry } from '@helix/gateway-router';
+import { StatusBoard } from '@helix/gateway-status';
 import { GATEWAY_BUILD_INFO, type GatewayBuildInfo } from './build-info';
 
 /**
- * Hands the status page what this lib sees and the observability lib does not: the route
+ * Hands the status page what this lib sees and the status lib does not: the route
  * table in force, each instance's health, ejection and addresses, the drain and the overload
  * monitor. Read once a second by the sampler, never on the request path.
  */
