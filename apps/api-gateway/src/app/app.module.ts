@@ -13,7 +13,7 @@ export class AppModule {
       module: AppModule,
       imports: [
         GatewayConfigModule.forRoot(config),
-        ObservabilityModule.forRoot(logger),
+        ObservabilityModule.forRoot(logger, version),
         ServerModule,
         HealthModule.forRoot({ name, version }),
       ],

@@ -1,0 +1,267 @@
+import type { IncomingMessage } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import {
+  defaultTextMapGetter,
+  defaultTextMapSetter,
+  ROOT_CONTEXT,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Tracer,
+} from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { OTLPTraceExporter as OtlpJsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as OtlpProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BasicTracerProvider,
+  BatchSpanProcessor,
+  type BufferConfig,
+  ParentBasedSampler,
+  type Sampler,
+  TraceIdRatioBasedSampler,
+} from '@opentelemetry/sdk-trace-base';
+import {
+  ATTR_CLIENT_ADDRESS,
+  ATTR_ERROR_TYPE,
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_REQUEST_RESEND_COUNT,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_HTTP_ROUTE,
+  ATTR_NETWORK_PROTOCOL_VERSION,
+  ATTR_SERVER_ADDRESS,
+  ATTR_SERVER_PORT,
+  ATTR_SERVICE_INSTANCE_ID,
+  ATTR_SERVICE_NAME,
+  ATTR_SERVICE_VERSION,
+  ATTR_URL_PATH,
+  ATTR_URL_SCHEME,
+} from '@opentelemetry/semantic-conventions';
+import type { Logger } from 'pino';
+import { GATEWAY_CONFIG, type GatewayConfig, type TracingConfig } from '@helix/gateway-config';
+import { GatewayMetrics } from '../gateway-metrics';
+import { ROOT_LOGGER } from '../logger';
+import type { RequestRecord } from '../request-record';
+import { ExportAccounting } from './export-accounting';
+import {
+  clientSpanName,
+  protocolVersion,
+  serverSpanName,
+  spanMethod,
+  upstreamAddress,
+} from './span-shape';
+
+/** Injection token of the gateway's version, the `service.version` of its spans. */
+export const GATEWAY_VERSION = Symbol('GATEWAY_VERSION');
+/** The gateway's own attribute: its request id, as the access log and `X-Request-Id` carry it. */
+export const ATTR_HELIX_REQUEST_ID = 'helix.request_id';
+const SCOPE = '@helix/gateway';
+
+/** What a try's CLIENT span needs of the instance it goes to. */
+export interface TracedInstance {
+  /** `host[:port]`, the Host header the instance receives. */
+  readonly host: string;
+  readonly url: URL;
+}
+
+function sampler(config: TracingConfig): Sampler {
+  switch (config.sampler) {
+    case 'always_on':
+      return new AlwaysOnSampler();
+    case 'always_off':
+      return new AlwaysOffSampler();
+    case 'traceidratio':
+      return new TraceIdRatioBasedSampler(config.ratio);
+    case 'parentbased_always_off':
+      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+    case 'parentbased_traceidratio':
+      return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(config.ratio) });
+    case 'parentbased_always_on':
+      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+  }
+}
+
+const propagator = new W3CTraceContextPropagator();
+
+/**
+ * The gateway's spans, written by hand on the request path (no auto-instrumentation: the HTTP
+ * one cost a user 80% of throughput, opentelemetry-js#4372, and undici's appends a second
+ * `traceparent`, opentelemetry-js-contrib#3711). One SERVER span per proxied request, one
+ * CLIENT span per try; the gateway alone owns the `traceparent` an upstream receives.
+ *
+ * Finished spans go to a BatchSpanProcessor: `onEnd` only pushes onto a bounded queue, so a
+ * collector that is down or slow costs a request nothing; what overflows is dropped and
+ * counted. With tracing off (`config.tracing` undefined) nothing here is built, and the
+ * pipeline's one check of {@link enabled} is all a request pays.
+ */
+@Injectable()
+export class GatewayTracer implements OnApplicationShutdown {
+  readonly enabled: boolean;
+  private readonly tracer: Tracer | undefined;
+  private readonly provider: BasicTracerProvider | undefined;
+  private readonly flushLimitMs: number;
+
+  constructor(
+    @Inject(GATEWAY_CONFIG) config: GatewayConfig,
+    @Inject(GATEWAY_VERSION) version: string,
+    metrics: GatewayMetrics,
+    @Inject(ROOT_LOGGER) logger: Logger,
+  ) {
+    const tracing = config.tracing;
+    this.enabled = tracing !== undefined;
+    this.flushLimitMs = config.SHUTDOWN_TIMEOUT_MS;
+    if (!tracing) return;
+    const exporterConfig = {
+      url: tracing.url,
+      headers: tracing.headers,
+      timeoutMillis: tracing.timeoutMs,
+    };
+    const exporter =
+      tracing.protocol === 'http/json'
+        ? new OtlpJsonExporter(exporterConfig)
+        : new OtlpProtoExporter(exporterConfig);
+    // sdk-trace-base's BatchSpanProcessor hands its options on to sdk-trace's, whose
+    // (experimental) self-observability meter is how its drops and failed exports are seen.
+    const buffer: BufferConfig & { selfObsMeterProvider: ExportAccounting } = {
+      maxQueueSize: tracing.maxQueueSize,
+      maxExportBatchSize: tracing.maxExportBatchSize,
+      scheduledDelayMillis: tracing.scheduleDelayMs,
+      exportTimeoutMillis: tracing.timeoutMs,
+      selfObsMeterProvider: new ExportAccounting(metrics, logger),
+    };
+    this.provider = new BasicTracerProvider({
+      sampler: sampler(tracing),
+      resource: defaultResource().merge(
+        resourceFromAttributes({
+          ...tracing.resourceAttributes,
+          [ATTR_SERVICE_NAME]: tracing.serviceName,
+          [ATTR_SERVICE_VERSION]: version,
+          // Each process of GATEWAY_WORKERS is an instance of its own.
+          [ATTR_SERVICE_INSTANCE_ID]: randomUUID(),
+        }),
+      ),
+      spanProcessors: [new BatchSpanProcessor(exporter, buffer)],
+    });
+    this.tracer = this.provider.getTracer(SCOPE, version);
+  }
+
+  /**
+   * Opens the SERVER span of a proxied request, as a child of the caller's span when the
+   * request carries a valid `traceparent` (its `tracestate` kept), else as a new trace's root.
+   * The sampler decides here, once; an unsampled span still has ids to propagate.
+   */
+  startServerSpan(
+    req: IncomingMessage,
+    record: RequestRecord,
+    route: string,
+    path: string,
+    requestId: string,
+    encrypted: boolean,
+  ): void {
+    const parent = propagator.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter);
+    const method = spanMethod(req.method);
+    record.span = (this.tracer as Tracer).startSpan(
+      serverSpanName(method, route),
+      {
+        kind: SpanKind.SERVER,
+        startTime: record.startedAt,
+        attributes: {
+          [ATTR_HTTP_REQUEST_METHOD]: method,
+          [ATTR_URL_PATH]: path,
+          [ATTR_URL_SCHEME]: encrypted ? 'https' : 'http',
+          [ATTR_HTTP_ROUTE]: route,
+          [ATTR_NETWORK_PROTOCOL_VERSION]: protocolVersion(req.httpVersion),
+          [ATTR_HELIX_REQUEST_ID]: requestId,
+        },
+      },
+      parent,
+    );
+  }
+
+  /**
+   * Opens the CLIENT span of one try (the first, or a retry on another instance) and writes
+   * its context as the request's one `traceparent`, replacing the caller's, with the
+   * caller's `tracestate`.
+   */
+  startTry(
+    record: RequestRecord,
+    req: IncomingMessage,
+    instance: TracedInstance,
+    tries: number,
+  ): void {
+    const method = spanMethod(req.method);
+    const { address, port } = upstreamAddress(instance.host, instance.url);
+    const parent = trace.setSpan(ROOT_CONTEXT, record.span as Span);
+    const span = (this.tracer as Tracer).startSpan(
+      clientSpanName(method),
+      {
+        kind: SpanKind.CLIENT,
+        attributes: {
+          [ATTR_HTTP_REQUEST_METHOD]: method,
+          [ATTR_SERVER_ADDRESS]: address,
+          [ATTR_SERVER_PORT]: port,
+          [ATTR_HTTP_REQUEST_RESEND_COUNT]: tries > 1 ? tries - 1 : undefined,
+        },
+      },
+      parent,
+    );
+    record.upstreamSpan = span;
+    const headers = req.headers;
+    // A tracestate belongs to the trace its traceparent names (W3C Trace Context §3.3).
+    if (span.spanContext().traceState === undefined) delete headers.tracestate;
+    propagator.inject(trace.setSpan(ROOT_CONTEXT, span), headers, defaultTextMapSetter);
+  }
+
+  /** Exports what is queued, within the drain's limit, before the process exits. */
+  async onApplicationShutdown(): Promise<void> {
+    if (!this.provider) return;
+    const abandon = new AbortController();
+    await Promise.race([
+      this.provider.shutdown(),
+      sleep(this.flushLimitMs, undefined, { signal: abandon.signal }).catch(() => undefined),
+    ]);
+    abandon.abort();
+  }
+}
+
+/** The upstream's response head came back on the current try: its status, 5xx an error. */
+export function answerUpstreamTry(record: RequestRecord, statusCode: number): void {
+  const span = record.upstreamSpan as Span;
+  span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, statusCode);
+  if (statusCode >= 500) {
+    span.setAttribute(ATTR_ERROR_TYPE, String(statusCode));
+    span.setStatus({ code: SpanStatusCode.ERROR });
+  }
+}
+
+/** The current try failed (`refused`, `reset`, `timeout`…, the error table's code): it ends. */
+export function failUpstreamTry(record: RequestRecord, failure: string): void {
+  const span = record.upstreamSpan as Span;
+  record.upstreamSpan = undefined;
+  span.setAttribute(ATTR_ERROR_TYPE, failure);
+  span.setStatus({ code: SpanStatusCode.ERROR, message: failure });
+  span.end();
+}
+
+/**
+ * The response is over: the last try's CLIENT span ends with it (its body streamed through
+ * the gateway until now), then the SERVER span, with the status the client got; a 5xx is an
+ * error, a 4xx is not (semantic conventions for SERVER spans).
+ */
+export function endServerSpan(record: RequestRecord, status: number, clientIp: string): void {
+  record.upstreamSpan?.end();
+  record.upstreamSpan = undefined;
+  const span = record.span as Span;
+  span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
+  span.setAttribute(ATTR_CLIENT_ADDRESS, clientIp);
+  if (status >= 500) {
+    span.setAttribute(ATTR_ERROR_TYPE, String(status));
+    span.setStatus({ code: SpanStatusCode.ERROR });
+  }
+  span.end();
+}
