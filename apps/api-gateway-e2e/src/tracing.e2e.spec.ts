@@ -381,7 +381,7 @@ describe('tracing (OpenTelemetry over OTLP/HTTP)', () => {
       // Nothing was lost on the way.
       const metrics = (await httpRequest(metricsUrl)).body.toString();
       expect(sample(metrics, 'helix_gateway_spans_dropped_total', '{reason="queue_full"}')).toBe(0);
-      expect(sample(metrics, 'helix_gateway_span_export_failures_total')).toBe(0);
+      expect(sample(metrics, 'helix_gateway_span_exports_failed_total')).toBe(0);
     });
   });
 
@@ -538,7 +538,7 @@ describe('tracing (OpenTelemetry over OTLP/HTTP)', () => {
             const dropped =
               sample(text, 'helix_gateway_spans_dropped_total', '{reason="queue_full"}') +
               sample(text, 'helix_gateway_spans_dropped_total', '{reason="export_failed"}');
-            return dropped > 0 && sample(text, 'helix_gateway_span_export_failures_total') > 0;
+            return dropped > 0 && sample(text, 'helix_gateway_span_exports_failed_total') > 0;
           };
           await until(counted, 15_000);
           expect(gateway.output()).toContain(

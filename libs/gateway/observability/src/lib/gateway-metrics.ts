@@ -135,8 +135,8 @@ export class GatewayMetrics {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
-  readonly spanExportFailures = new Counter({
-    name: 'helix_gateway_span_export_failures_total',
+  readonly spanExportsFailed = new Counter({
+    name: 'helix_gateway_span_exports_failed_total',
     help: "Span export requests to the OTLP collector that failed, after the exporter's own retries.",
     registers: [this.registry],
   });

@@ -20,7 +20,7 @@ const QUEUE_FULL = 'queue_full';
  * A MeterProvider of one counter, given to the BatchSpanProcessor to learn what it loses:
  * spans dropped from a full queue and spans of failed exports go to
  * `helix_gateway_spans_dropped_total{reason}`, failed export requests to
- * `helix_gateway_span_export_failures_total`. A failing collector is logged once when it starts
+ * `helix_gateway_span_exports_failed_total`. A failing collector is logged once when it starts
  * failing and once when it is back, never per export.
  */
 export class ExportAccounting implements MeterProvider {
@@ -55,7 +55,7 @@ export class ExportAccounting implements MeterProvider {
       return;
     }
     this.metrics.spansDropped.labels('export_failed').inc(spans);
-    this.metrics.spanExportFailures.inc();
+    this.metrics.spanExportsFailed.inc();
     if (!this.failing) {
       this.logger.warn(
         { error: String(error) },

@@ -114,7 +114,8 @@ export class GatewayTracer implements OnApplicationShutdown {
   ) {
     const tracing = config.tracing;
     this.enabled = tracing !== undefined;
-    this.flushLimitMs = config.SHUTDOWN_TIMEOUT_MS;
+    // The drain's limit bounds the flush too, and one export's own limit is all it can need.
+    this.flushLimitMs = Math.min(config.SHUTDOWN_TIMEOUT_MS, tracing?.timeoutMs ?? 0);
     if (!tracing) return;
     const exporterConfig = {
       url: tracing.url,
@@ -217,7 +218,10 @@ export class GatewayTracer implements OnApplicationShutdown {
     propagator.inject(trace.setSpan(ROOT_CONTEXT, span), headers, defaultTextMapSetter);
   }
 
-  /** Exports what is queued, within the drain's limit, before the process exits. */
+  /**
+   * Exports what is queued before the process exits, for at most SHUTDOWN_TIMEOUT_MS or one
+   * export's limit (OTEL_EXPORTER_OTLP_TIMEOUT), whichever is shorter.
+   */
   async onApplicationShutdown(): Promise<void> {
     if (!this.provider) return;
     const abandon = new AbortController();
