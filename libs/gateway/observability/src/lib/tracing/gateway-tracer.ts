@@ -1,5 +1,4 @@
 import type { IncomingMessage } from 'node:http';
-import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import {
@@ -9,23 +8,10 @@ import {
   type Span,
   SpanKind,
   SpanStatusCode,
+  type TextMapPropagator,
   trace,
   type Tracer,
 } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { OTLPTraceExporter as OtlpJsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { OTLPTraceExporter as OtlpProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
-import {
-  AlwaysOffSampler,
-  AlwaysOnSampler,
-  BasicTracerProvider,
-  BatchSpanProcessor,
-  type BufferConfig,
-  ParentBasedSampler,
-  type Sampler,
-  TraceIdRatioBasedSampler,
-} from '@opentelemetry/sdk-trace-base';
 import {
   ATTR_CLIENT_ADDRESS,
   ATTR_ERROR_TYPE,
@@ -36,14 +22,11 @@ import {
   ATTR_NETWORK_PROTOCOL_VERSION,
   ATTR_SERVER_ADDRESS,
   ATTR_SERVER_PORT,
-  ATTR_SERVICE_INSTANCE_ID,
-  ATTR_SERVICE_NAME,
-  ATTR_SERVICE_VERSION,
   ATTR_URL_PATH,
   ATTR_URL_SCHEME,
 } from '@opentelemetry/semantic-conventions';
 import type { Logger } from 'pino';
-import { GATEWAY_CONFIG, type GatewayConfig, type TracingConfig } from '@helix/gateway-config';
+import { GATEWAY_CONFIG, type GatewayConfig } from '@helix/gateway-config';
 import { GatewayMetrics } from '../gateway-metrics';
 import { ROOT_LOGGER } from '../logger';
 import type { RequestRecord } from '../request-record';
@@ -55,6 +38,7 @@ import {
   spanMethod,
   upstreamAddress,
 } from './span-shape';
+import type { TracerProvider } from './tracer-provider';
 
 /** Injection token of the gateway's version, the `service.version` of its spans. */
 export const GATEWAY_VERSION = Symbol('GATEWAY_VERSION');
@@ -68,25 +52,6 @@ export interface TracedInstance {
   readonly host: string;
   readonly url: URL;
 }
-
-function sampler(config: TracingConfig): Sampler {
-  switch (config.sampler) {
-    case 'always_on':
-      return new AlwaysOnSampler();
-    case 'always_off':
-      return new AlwaysOffSampler();
-    case 'traceidratio':
-      return new TraceIdRatioBasedSampler(config.ratio);
-    case 'parentbased_always_off':
-      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
-    case 'parentbased_traceidratio':
-      return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(config.ratio) });
-    case 'parentbased_always_on':
-      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
-  }
-}
-
-const propagator = new W3CTraceContextPropagator();
 
 /**
  * The gateway's spans, written by hand on the request path (no auto-instrumentation: the HTTP
@@ -103,7 +68,8 @@ const propagator = new W3CTraceContextPropagator();
 export class GatewayTracer implements OnApplicationShutdown {
   readonly enabled: boolean;
   private readonly tracer: Tracer | undefined;
-  private readonly provider: BasicTracerProvider | undefined;
+  private readonly provider: TracerProvider | undefined;
+  private readonly propagator: TextMapPropagator | undefined;
   private readonly flushLimitMs: number;
 
   constructor(
@@ -117,38 +83,13 @@ export class GatewayTracer implements OnApplicationShutdown {
     // The drain's limit bounds the flush too, and one export's own limit is all it can need.
     this.flushLimitMs = Math.min(config.SHUTDOWN_TIMEOUT_MS, tracing?.timeoutMs ?? 0);
     if (!tracing) return;
-    const exporterConfig = {
-      url: tracing.url,
-      headers: tracing.headers,
-      timeoutMillis: tracing.timeoutMs,
-    };
-    const exporter =
-      tracing.protocol === 'http/json'
-        ? new OtlpJsonExporter(exporterConfig)
-        : new OtlpProtoExporter(exporterConfig);
-    // sdk-trace-base's BatchSpanProcessor hands its options on to sdk-trace's, whose
-    // (experimental) self-observability meter is how its drops and failed exports are seen.
-    const buffer: BufferConfig & { selfObsMeterProvider: ExportAccounting } = {
-      maxQueueSize: tracing.maxQueueSize,
-      maxExportBatchSize: tracing.maxExportBatchSize,
-      scheduledDelayMillis: tracing.scheduleDelayMs,
-      exportTimeoutMillis: tracing.timeoutMs,
-      selfObsMeterProvider: new ExportAccounting(metrics, logger),
-    };
-    this.provider = new BasicTracerProvider({
-      sampler: sampler(tracing),
-      resource: defaultResource().merge(
-        resourceFromAttributes({
-          ...tracing.resourceAttributes,
-          [ATTR_SERVICE_NAME]: tracing.serviceName,
-          [ATTR_SERVICE_VERSION]: version,
-          // Each process of GATEWAY_WORKERS is an instance of its own.
-          [ATTR_SERVICE_INSTANCE_ID]: randomUUID(),
-        }),
-      ),
-      spanProcessors: [new BatchSpanProcessor(exporter, buffer)],
-    });
-    this.tracer = this.provider.getTracer(SCOPE, version);
+    // Required here, not imported: the SDK and the exporters take start-up time that a gateway
+    // without tracing should not spend (esbuild keeps a required module's evaluation lazy).
+    const sdk = require('./tracer-provider') as typeof import('./tracer-provider');
+    const built = sdk.createTracing(tracing, version, new ExportAccounting(metrics, logger));
+    this.provider = built.provider;
+    this.propagator = built.propagator;
+    this.tracer = built.provider.getTracer(SCOPE, version);
   }
 
   /**
@@ -164,6 +105,7 @@ export class GatewayTracer implements OnApplicationShutdown {
     requestId: string,
     encrypted: boolean,
   ): void {
+    const propagator = this.propagator as TextMapPropagator;
     const parent = propagator.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter);
     const method = spanMethod(req.method);
     record.span = (this.tracer as Tracer).startSpan(
@@ -215,6 +157,7 @@ export class GatewayTracer implements OnApplicationShutdown {
     const headers = req.headers;
     // A tracestate belongs to the trace its traceparent names (W3C Trace Context §3.3).
     if (span.spanContext().traceState === undefined) delete headers.tracestate;
+    const propagator = this.propagator as TextMapPropagator;
     propagator.inject(trace.setSpan(ROOT_CONTEXT, span), headers, defaultTextMapSetter);
   }
 
