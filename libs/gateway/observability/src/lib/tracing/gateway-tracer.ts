@@ -1,11 +1,12 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import {
   defaultTextMapGetter,
-  defaultTextMapSetter,
   ROOT_CONTEXT,
   type Span,
+  type SpanContext,
   SpanKind,
   SpanStatusCode,
   type TextMapPropagator,
@@ -71,6 +72,8 @@ export class GatewayTracer implements OnApplicationShutdown {
   private readonly provider: TracerProvider | undefined;
   private readonly propagator: TextMapPropagator | undefined;
   private readonly flushLimitMs: number;
+  /** Each instance's server.address and server.port, worked out at its first try. */
+  private readonly addresses = new WeakMap<TracedInstance, { address: string; port: number }>();
 
   constructor(
     @Inject(GATEWAY_CONFIG) config: GatewayConfig,
@@ -138,7 +141,12 @@ export class GatewayTracer implements OnApplicationShutdown {
     tries: number,
   ): void {
     const method = spanMethod(req.method);
-    const { address, port } = upstreamAddress(instance.host, instance.url);
+    let where = this.addresses.get(instance);
+    if (where === undefined) {
+      where = upstreamAddress(instance.host, instance.url);
+      this.addresses.set(instance, where);
+    }
+    const { address, port } = where;
     const parent = trace.setSpan(ROOT_CONTEXT, record.span as Span);
     const span = (this.tracer as Tracer).startSpan(
       clientSpanName(method),
@@ -154,11 +162,7 @@ export class GatewayTracer implements OnApplicationShutdown {
       parent,
     );
     record.upstreamSpan = span;
-    const headers = req.headers;
-    // A tracestate belongs to the trace its traceparent names (W3C Trace Context §3.3).
-    if (span.spanContext().traceState === undefined) delete headers.tracestate;
-    const propagator = this.propagator as TextMapPropagator;
-    propagator.inject(trace.setSpan(ROOT_CONTEXT, span), headers, defaultTextMapSetter);
+    writeTraceContext(req.headers, span.spanContext());
   }
 
   /**
@@ -174,6 +178,20 @@ export class GatewayTracer implements OnApplicationShutdown {
     ]);
     abandon.abort();
   }
+}
+
+/**
+ * The try's context as the request's one `traceparent` (W3C Trace Context §3.2), replacing the
+ * caller's, and the trace's `tracestate` (§3.3: it belongs to the trace its traceparent
+ * names, so a caller's tracestate without a valid traceparent goes). Written directly: the
+ * propagator's inject would build two contexts per try for the same string.
+ */
+function writeTraceContext(headers: IncomingHttpHeaders, context: SpanContext): void {
+  const flags = context.traceFlags.toString(16).padStart(2, '0');
+  headers.traceparent = `00-${context.traceId}-${context.spanId}-${flags}`;
+  const traceState = context.traceState?.serialize();
+  if (traceState) headers.tracestate = traceState;
+  else if (headers.tracestate !== undefined) delete headers.tracestate;
 }
 
 /** The upstream's response head came back on the current try: its status, 5xx an error. */
@@ -210,5 +228,7 @@ export function endServerSpan(record: RequestRecord, status: number, clientIp: s
     span.setAttribute(ATTR_ERROR_TYPE, String(status));
     span.setStatus({ code: SpanStatusCode.ERROR });
   }
-  span.end();
+  // On the monotonic clock, as it started: without an end time, the SDK would end a span given
+  // its start time at Date.now(), whole milliseconds, before the end of its own last try.
+  span.end(performance.now());
 }
