@@ -1,7 +1,8 @@
 // The gateway against the upstream it fronts, the same gateway with DNS discovery (names
 // resolved by dnsmasq) and two reference proxies, then over TLS (HTTP/2 and HTTP/1.1) beside
-// nginx, an overload scenario, and the gateway at saturation with its status page closed and open.
-// Prints a table, writes bench-results/<date>.json and bench-results/latency.svg. Run with
+// nginx, an overload scenario, the gateway with tracing off and on, and the gateway at
+// saturation with its status page closed and open. Prints a table, writes
+// bench-results/<date>.json and bench-results/latency.svg. Run with
 // `npm run bench`, which builds the gateway and the demo services first; see USAGE in options.ts
 // for the flags. Needs the Debian packages nghttp2-client (h2load), nginx, openssl and
 // dnsmasq-base.
@@ -33,6 +34,7 @@ import {
 } from './report.ts';
 import { readRssBytes, sampleMaxRss } from './rss.ts';
 import { runSaturation, type SaturationRun } from './saturation.ts';
+import { measureTracing } from './tracing.ts';
 import { mean, nsToMs, percentile, roundMs } from './stats.ts';
 import { measureStatusPage } from './status-page.ts';
 import {
@@ -342,6 +344,20 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
     { seconds: options.duration, connections: 2 * options.connections, warmup: options.warmup },
     say,
   );
+  say(
+    `Tracing: the gateway with tracing off and on (100% sampled, OTLP to a discarding receiver), ${options.rounds} round(s), ${options.duration} s each`,
+  );
+  const tracing = await measureTracing(
+    group,
+    upstreamUrl,
+    {
+      rounds: options.rounds,
+      seconds: options.duration,
+      warmup: options.warmup,
+      connections: options.connections,
+    },
+    say,
+  );
   const statusPage = await statusPageFigures(group, upstreamUrl, options);
 
   const rps = (t: TargetName): number => saturation[t].requestsPerSecond;
@@ -396,6 +412,7 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
     })),
     tls,
     overload,
+    tracing,
     statusPage,
   };
 }

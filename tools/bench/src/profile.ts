@@ -6,7 +6,9 @@
 // in bench-results/profiles/ for Chrome DevTools or speedscope. With `-- --http2`, the gateway
 // over TLS instead, once over HTTP/2 and once over HTTP/1.1, each loaded by h2load at the same
 // rate: what its HTTP/2 path costs against its HTTP/1.1 one, for the gap to nginx that
-// `npm run bench` measures (nginx itself has no such profile).
+// `npm run bench` measures (nginx itself has no such profile). With `-- --tracing`, also the
+// gateway tracing every request (100% sampled, OTLP to a receiver that discards it), with the
+// CPU charged to the @opentelemetry packages added up.
 import { once } from 'node:events';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -17,6 +19,7 @@ import { makeCertificates } from './certificates.ts';
 import { runH2load } from './h2load.ts';
 import { shapeOf, startGatewayOverTls, TLS_PROTOCOLS, type TlsProtocol } from './over-tls.ts';
 import { ProcessGroup, type ServiceProcess, waitForOk } from './processes.ts';
+import { startOtlpSink, tracingEnvironment } from './tracing.ts';
 import {
   gatewayEnvironment,
   HEADERS,
@@ -221,28 +224,59 @@ function table(rows: Row[]): string {
   ].join('\n');
 }
 
-/** The gateway and the bare Node proxy in cleartext, one after the other, under autocannon. */
+/** The gateway with `env` under autocannon, profiled as `name`. */
+async function profileGateway(
+  group: ProcessGroup,
+  env: Record<string, string>,
+  rate: number,
+  seconds: number,
+  outDir: string,
+  name: string,
+): Promise<Row> {
+  const rawDir = resolve(outDir, `${name}-raw`);
+  const gateway = spawnGateway(group, env, ['--cpu-prof', `--cpu-prof-dir=${rawDir}`]);
+  const gatewayUrl = `http://127.0.0.1:${env['SERVICE_PORT']}`;
+  await waitForOk(gateway, `${gatewayUrl}/heartbeat`, START_TIMEOUT_MS);
+  await sleep(1000);
+  const run = await profileOne(
+    gateway,
+    (s) => loadAt(`${gatewayUrl}${PATH}`, rate, s),
+    seconds,
+    rawDir,
+    resolve(outDir, `${name}.cpuprofile`),
+  );
+  return { target: name, ...run };
+}
+
+/**
+ * The gateway and the bare Node proxy in cleartext, one after the other, under autocannon;
+ * with `tracing`, also the gateway tracing every request to a discarding OTLP receiver.
+ */
 async function profileCleartext(
   group: ProcessGroup,
   upstreamUrl: string,
   rate: number,
   seconds: number,
   outDir: string,
+  tracing: boolean,
 ): Promise<Row[]> {
-  const gatewayDir = resolve(outDir, 'gateway-raw');
-  const env = await gatewayEnvironment(upstreamUrl);
-  const gateway = spawnGateway(group, env, ['--cpu-prof', `--cpu-prof-dir=${gatewayDir}`]);
-  const gatewayUrl = `http://127.0.0.1:${env['SERVICE_PORT']}`;
-  await waitForOk(gateway, `${gatewayUrl}/heartbeat`, START_TIMEOUT_MS);
-  await sleep(1000);
-  const gatewayRun = await profileOne(
-    gateway,
-    (s) => loadAt(`${gatewayUrl}${PATH}`, rate, s),
-    seconds,
-    gatewayDir,
-    resolve(outDir, 'gateway.cpuprofile'),
-  );
-
+  const rows = [
+    await profileGateway(
+      group,
+      await gatewayEnvironment(upstreamUrl),
+      rate,
+      seconds,
+      outDir,
+      'gateway',
+    ),
+  ];
+  if (tracing) {
+    const env = {
+      ...(await gatewayEnvironment(upstreamUrl)),
+      ...tracingEnvironment(await startOtlpSink(group)),
+    };
+    rows.push(await profileGateway(group, env, rate, seconds, outDir, 'gateway traced'));
+  }
   const bareDir = resolve(outDir, 'bare-raw');
   const bare = await startBaseline(group, 'bare node proxy', 'bare-node-proxy.ts', upstreamUrl, [
     '--cpu-prof',
@@ -256,10 +290,7 @@ async function profileCleartext(
     bareDir,
     resolve(outDir, 'bare-node.cpuprofile'),
   );
-  return [
-    { target: 'gateway', ...gatewayRun },
-    { target: 'bare-node', ...bareRun },
-  ];
+  return [...rows, { target: 'bare-node', ...bareRun }];
 }
 
 /** The gateway over TLS, a fresh process for each protocol, under h2load. */
@@ -293,12 +324,24 @@ async function profileOverTls(
   return rows;
 }
 
+/** With a traced gateway: what every @opentelemetry package costs it per request, together. */
+function openTelemetryLine(rows: Row[]): string {
+  const traced = rows.find((r) => r.target === 'gateway traced');
+  if (!traced) return '';
+  let micros = 0;
+  for (const [owner, value] of traced.owners) {
+    if (owner.startsWith('@opentelemetry/')) micros += value;
+  }
+  return `\n@opentelemetry/* packages in the traced gateway: ${(micros / traced.requests).toFixed(1)} µs of CPU per request\n`;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       rate: { type: 'string', default: '2000' },
       duration: { type: 'string', default: '10' },
       http2: { type: 'boolean', default: false },
+      tracing: { type: 'boolean', default: false },
     },
   });
   const rate = Number(values.rate);
@@ -315,13 +358,13 @@ async function main(): Promise<void> {
     const upstreamUrl = await startUpstream(group);
     const rows = values.http2
       ? await profileOverTls(group, upstreamUrl, rate, seconds, outDir)
-      : await profileCleartext(group, upstreamUrl, rate, seconds, outDir);
+      : await profileCleartext(group, upstreamUrl, rate, seconds, outDir, values.tracing === true);
     const h2 = shapeOf('h2', CONNECTIONS);
     const how = values.http2
       ? `, over TLS by h2load (HTTP/2: -c ${h2.connections} -m ${h2.streams}; HTTP/1.1: --h1 -c ${CONNECTIONS})`
       : '';
     process.stdout.write(
-      `CPU profiles at ${rate} req/s for ${seconds} s (after ${WARMUP_SECONDS} s of warm-up, which is not counted), GET ${PATH}${how}\n\n${table(rows)}\n\nProfiles: ${outDir}\n`,
+      `CPU profiles at ${rate} req/s for ${seconds} s (after ${WARMUP_SECONDS} s of warm-up, which is not counted), GET ${PATH}${how}\n\n${table(rows)}\n${openTelemetryLine(rows)}\nProfiles: ${outDir}\n`,
     );
   } finally {
     await group.stop();

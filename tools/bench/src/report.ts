@@ -8,6 +8,7 @@ import {
 } from './over-tls.ts';
 import type { OverloadFigures, OverloadPhase } from './overload.ts';
 import type { SaturationRun } from './saturation.ts';
+import type { TracingFigures } from './tracing.ts';
 
 // gateway-dns right after gateway: the pair compared runs back to back in every round.
 export const TARGETS = ['direct', 'gateway', 'gateway-dns', 'bare-node', 'fastify'] as const;
@@ -89,6 +90,8 @@ export interface BenchResults {
   tls: TlsFigures;
   /** The gateway at half and twice its capacity, traffic controls on and off. */
   overload: OverloadFigures;
+  /** The gateway with tracing off and on at 100% sampling, in turn. */
+  tracing: TracingFigures;
   /** The gateway at saturation with its status page closed and open. */
   statusPage: StatusPageFigures;
 }
@@ -332,6 +335,18 @@ export function formatReport(r: BenchResults): string {
     .map(([k, v]) => `${k}=${v}`)
     .join(' ');
   const within = ov.controlsOn.double.p99Ms / ov.controlsOn.half.p99Ms;
+  const tr = r.tracing;
+  const tracingRow = (label: string, t: TracingFigures['off']): string[] => [
+    label,
+    integer.format(t.requestsPerSecond),
+    twoDecimals.format(t.p99Ms),
+    String(t.errors + t.non2xx),
+  ];
+  const tracing = table([
+    ['gateway', 'req/s', 'p99 ms', 'errors + non-2xx'],
+    tracingRow('tracing off', tr.off),
+    tracingRow('tracing on, 100%', tr.on),
+  ]);
   return [
     `Helix API Gateway benchmark · ${r.date} · Node ${r.node} · ${r.cpus} · commit ${r.commit}`,
     `GET ${r.url.path} with ${Object.entries(r.url.headers)
@@ -366,6 +381,14 @@ export function formatReport(r: BenchResults): string {
     `Overload: an upstream of ${ov.upstreamWorkers} workers × ${ov.serviceTimeMs} ms, gateway capacity ${integer.format(ov.capacityPerSecond)} req/s (autocannon, controls off); open loop at ½× and 2× for ${ov.durationSeconds} s each; controls on: ${controls}`,
     overload,
     `controls on: admitted p99 at 2× is ${twoDecimals.format(within)}× the p99 at ½× (goal ≤ 3)`,
+    '',
+    `Tracing: autocannon -c ${o.connections} -d ${o.duration}, ${o.rounds} round(s) of off and on, ${o.warmup} s warm-up before each; on: ${Object.entries(
+      tr.env,
+    )
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ')}`,
+    tracing,
+    `tracing on/off req/s ${twoDecimals.format(tr['on/off'])} (goal ≥ 0.9) · ${integer.format(tr.exports)} exports, ${mib(tr.exportedBytes)} received · ${integer.format(tr.spansDropped)} spans dropped`,
     '',
     formatStatusPage(r.statusPage),
   ].join('\n');

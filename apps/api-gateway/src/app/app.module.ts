@@ -14,7 +14,7 @@ export class AppModule {
       module: AppModule,
       imports: [
         GatewayConfigModule.forRoot(config),
-        ObservabilityModule.forRoot(logger),
+        ObservabilityModule.forRoot(logger, version),
         ServerModule,
         StatusModule,
         HealthModule.forRoot({ name, version }),

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { tracingEnv } from './tracing.schema';
 
 export const DEFAULT_SERVICE_PORT = 3000;
 export const DEFAULT_HOST = '0.0.0.0';
@@ -388,6 +389,7 @@ export const envSchema = z.object({
   OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: integer(0, 60_000, DEFAULT_OVERLOAD_MAX_EVENT_LOOP_DELAY_MS),
   HEALTH_CHECK_INTERVAL_MS: integer(100, 3_600_000, DEFAULT_HEALTH_CHECK_INTERVAL_MS),
   HEALTH_CHECK_TIMEOUT_MS: integer(1, 600_000, DEFAULT_HEALTH_CHECK_TIMEOUT_MS),
+  ...tracingEnv,
 });
 
 export type GatewayEnv = z.output<typeof envSchema>;

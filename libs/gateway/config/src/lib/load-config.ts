@@ -5,8 +5,13 @@ import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { envSchema, type GatewayEnv, KNOWN_SERVICES, type KnownService } from './env.schema';
 import { type GatewayRoute, type RouteEntry, routeFileSchema } from './route.schema';
+import { resolveTracing, SECRET_VARIABLES, type TracingConfig } from './tracing.schema';
 
-export type GatewayConfig = GatewayEnv & { routes: GatewayRoute[] };
+export type GatewayConfig = GatewayEnv & {
+  routes: GatewayRoute[];
+  /** OpenTelemetry tracing, when an OTLP endpoint is set; undefined when off. */
+  tracing: TracingConfig | undefined;
+};
 
 /** A configuration that must not start: its message is the one line an operator reads. */
 export class ConfigError extends Error {
@@ -31,7 +36,8 @@ function describeValue(value: unknown): string {
 
 function envIssue(issue: z.core.$ZodIssue, env: Env): string {
   const name = String(issue.path[0]);
-  return `Invalid configuration: ${name}=${describeValue(env[name])} ${issue.message}`;
+  const value = SECRET_VARIABLES.has(name) ? '(value not shown)' : describeValue(env[name]);
+  return `Invalid configuration: ${name}=${value} ${issue.message}`;
 }
 
 function routeIssue(issue: z.core.$ZodIssue, file: string, document: unknown): string {
@@ -163,8 +169,10 @@ export function loadGatewayConfig(env: Env): GatewayConfig {
       `Invalid configuration: ${missing}=(unset) must be set with ${set}; TLS needs both the certificate and its key`,
     );
   }
+  const tracing = resolveTracing(parsed.data);
+  if (typeof tracing === 'string') throw new ConfigError(tracing);
   const routes = parsed.data.GATEWAY_ROUTES_FILE
     ? loadRouteFile(parsed.data.GATEWAY_ROUTES_FILE, parsed.data)
     : resolveRoutes(builtInRoutes(), parsed.data, 'built-in table');
-  return { ...parsed.data, routes };
+  return { ...parsed.data, routes, tracing };
 }

@@ -135,6 +135,17 @@ export class GatewayMetrics {
     help: 'HTTP/2 connections (sessions) open now.',
     registers: [this.registry],
   });
+  readonly spansDropped = new Counter({
+    name: 'helix_gateway_spans_dropped_total',
+    help: 'Finished spans that never reached the collector, by reason: queue_full (the export queue was full) or export_failed (the collector refused or could not be reached).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly spanExportsFailed = new Counter({
+    name: 'helix_gateway_span_exports_failed_total',
+    help: "Span export requests to the OTLP collector that failed, after the exporter's own retries.",
+    registers: [this.registry],
+  });
   readonly redisUp = new Gauge({
     name: 'helix_gateway_redis_up',
     help: '1 while rate-limit counters are shared through Redis, 0 while counting locally.',

@@ -2,6 +2,9 @@ import type { LoggerService } from '@nestjs/common';
 import pino, { type Logger } from 'pino';
 import type { GatewayConfig } from '@helix/gateway-config';
 
+/** Injection token of the process's root pino logger. */
+export const ROOT_LOGGER = Symbol('ROOT_LOGGER');
+
 /**
  * The process's one pino logger: JSON lines written asynchronously to stdout, or pretty
  * lines through pino-pretty (a development dependency) with LOG_FORMAT=pretty. SECURITY: no

@@ -1,21 +1,26 @@
 import { type DynamicModule, Global, Module } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { GatewayMetrics } from './gateway-metrics';
-import { RequestObserver, ROOT_LOGGER } from './request-observer';
+import { ROOT_LOGGER } from './logger';
+import { RequestObserver } from './request-observer';
+import { GATEWAY_VERSION, GatewayTracer } from './tracing/gateway-tracer';
 
-/** Access log and metrics, available to every lib. */
+/** Access log, metrics and tracing, available to every lib. */
 @Global()
 @Module({})
 export class ObservabilityModule {
-  static forRoot(logger: Logger): DynamicModule {
+  /** `version` is the gateway's, the `service.version` of its spans. */
+  static forRoot(logger: Logger, version: string): DynamicModule {
     return {
       module: ObservabilityModule,
       providers: [
         { provide: ROOT_LOGGER, useValue: logger },
+        { provide: GATEWAY_VERSION, useValue: version },
         { provide: GatewayMetrics, useValue: new GatewayMetrics() },
         RequestObserver,
+        GatewayTracer,
       ],
-      exports: [ROOT_LOGGER, GatewayMetrics, RequestObserver],
+      exports: [ROOT_LOGGER, GatewayMetrics, RequestObserver, GatewayTracer],
     };
   }
 }

@@ -5,11 +5,10 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { GATEWAY_CONFIG, type GatewayConfig } from '@helix/gateway-config';
 import { GatewayMetrics, methodLabel, statusClass } from './gateway-metrics';
+import { ROOT_LOGGER } from './logger';
 import { redactQuery } from './redact-query';
 import { attachRecord, type RequestRecord } from './request-record';
-
-/** Injection token of the process's root pino logger. */
-export const ROOT_LOGGER = Symbol('ROOT_LOGGER');
+import { endServerSpan } from './tracing/gateway-tracer';
 
 type ClientIpResolver = (req: IncomingMessage) => string;
 
@@ -37,6 +36,7 @@ type CountedSocket = Socket & { [READ_BEFORE]?: number };
 export class RequestObserver {
   private readonly accessLog: boolean;
   private readonly metricsOn: boolean;
+  private readonly tracing: boolean;
   private readonly redactKeys: ReadonlySet<string>;
   private resolveClientIp: ClientIpResolver = (req) => req.socket.remoteAddress ?? 'unknown';
   private failureListener: ((note: UpstreamFailureNote) => void) | undefined;
@@ -48,6 +48,7 @@ export class RequestObserver {
   ) {
     this.accessLog = config.ACCESS_LOG && logger.isLevelEnabled('info');
     this.metricsOn = config.METRICS_PORT !== 0;
+    this.tracing = config.tracing !== undefined;
     this.redactKeys = new Set(config.LOG_REDACT_QUERY_KEYS);
   }
 
@@ -77,9 +78,11 @@ export class RequestObserver {
       upstreamFailure: undefined,
       upstreamInstance: undefined,
       retries: 0,
+      span: undefined,
+      upstreamSpan: undefined,
     };
     attachRecord(res, record);
-    if (this.accessLog || this.metricsOn) {
+    if (this.accessLog || this.metricsOn || this.tracing) {
       const url = req.url ?? '';
       if (this.metricsOn) this.metrics.inFlight.inc();
       res.once('close', () => this.finish(req, res, record, url));
@@ -126,7 +129,10 @@ export class RequestObserver {
     }
     const socket = req.httpVersionMajor === 2 ? undefined : (req.socket as CountedSocket);
     if (socket) socket[READ_BEFORE] = socket.bytesRead;
+    const span = record.span;
+    if (span) endServerSpan(record, status, record.clientIp ?? this.resolveClientIp(req));
     if (this.accessLog) {
+      const ids = span?.spanContext();
       this.logger.info(
         {
           requestId: res.getHeader('x-request-id'),
@@ -146,6 +152,8 @@ export class RequestObserver {
           retries: record.retries || undefined,
           clientIp: record.clientIp ?? this.resolveClientIp(req),
           userAgent: req.headers['user-agent'],
+          traceId: ids?.traceId,
+          spanId: ids?.spanId,
         },
         'request',
       );

@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import type { Span } from '@opentelemetry/api';
 
 /** What the gateway learns about one request on its way, read when the response closes. */
 export interface RequestRecord {
@@ -19,6 +20,10 @@ export interface RequestRecord {
   upstreamInstance: number | undefined;
   /** Tries on another instance after a connect failure. */
   retries: number;
+  /** The SERVER span of a traced request (tracing on, a proxied route). */
+  span: Span | undefined;
+  /** The CLIENT span of the try under way, until it fails or the response ends. */
+  upstreamSpan: Span | undefined;
 }
 
 const RECORD = Symbol('helix.record');

@@ -22,6 +22,7 @@ import {
 } from '@helix/gateway-edge';
 import {
   GatewayMetrics,
+  GatewayTracer,
   recordOf,
   RequestObserver,
   type RequestRecord,
@@ -76,9 +77,10 @@ const RETRYABLE_FAILURES: ReadonlySet<UpstreamFailure> = new Set([
  * request id → security headers and CORS (preflights end here) → normalise the target →
  * match a route → overload shedding → rate limit and compression → body limit → the service's
  * concurrency cap → pick an instance → header policy → body guard → upstream → response, retry
- * or error. A request that matches no route goes on to Nest, which answers the
- * gateway's own endpoints and the 404, after the same edge policies (`/heartbeat` is never rate
- * limited).
+ * or error. With tracing on, a SERVER span opens once the route matches and a CLIENT span with
+ * each try (the try's `traceparent`); both end when the response does. A request that matches
+ * no route goes on to Nest, which answers the gateway's own endpoints and the 404, after the
+ * same edge policies (`/heartbeat` is never rate limited), untraced.
  */
 @Injectable()
 export class GatewayPipeline {
@@ -97,6 +99,7 @@ export class GatewayPipeline {
     private readonly bodyGuard: BodyGuard,
     private readonly overload: OverloadMonitor,
     private readonly metrics: GatewayMetrics,
+    private readonly tracer: GatewayTracer,
   ) {
     metrics.observeUpstreamInFlight(() => registry.all());
     this.hooks = {
@@ -148,6 +151,10 @@ export class GatewayPipeline {
     if (!route) return target.path !== HEARTBEAT && this.edge.admit(req, res, undefined);
     record.route = route.prefix;
     record.service = route.service;
+    if (this.tracer.enabled) {
+      const encrypted = (req.socket as TLSSocket).encrypted === true;
+      this.tracer.startServerSpan(req, record, route.prefix, target.path, requestId, encrypted);
+    }
     if (this.overload.overloaded) {
       this.shed(res, requestId, route.prefix, 'overload', OVERLOADED);
       return true;
@@ -201,6 +208,7 @@ export class GatewayPipeline {
     if (body) {
       this.bodyGuard.watch(req, res, () => refuseRequest(exchange, 408, BODY_TOO_SLOW));
     }
+    if (record.span) this.tracer.startTry(record, req, instance, 1);
     forward(exchange);
     return true;
   }
@@ -409,7 +417,9 @@ export class GatewayPipeline {
     }
     moveExchange(exchange, next);
     exchange.req.headers.host = next.host;
-    if (exchange.record) exchange.record.retries++;
+    const record = exchange.record;
+    if (record) record.retries++;
+    if (record?.span) this.tracer.startTry(record, exchange.req, next, exchange.tries);
     forward(exchange);
     return true;
   }

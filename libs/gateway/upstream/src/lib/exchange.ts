@@ -12,7 +12,11 @@ import {
   setConnectionClose,
   writeSocketError,
 } from '@helix/gateway-edge';
-import type { RequestRecord } from '@helix/gateway-observability';
+import {
+  answerUpstreamTry,
+  failUpstreamTry,
+  type RequestRecord,
+} from '@helix/gateway-observability';
 import { classifyUpstreamError, UPSTREAM_FAILURES, type UpstreamFailure } from './upstream-errors';
 
 /**
@@ -23,6 +27,8 @@ export interface ExchangeEndpoint {
   readonly index: number;
   /** `host[:port]`, the Host header the instance receives. */
   readonly host: string;
+  /** Where the instance is reached. */
+  readonly url: URL;
   readonly pool: Pool;
   readonly proxy: RequestHandler;
   /** When an ejection ends (0: not ejected). */
@@ -291,6 +297,7 @@ function onUpstreamTimeout(exchange: Exchange): void {
   exchange.answered = true;
   abortUpstream(exchange);
   reportOutcome(exchange, false);
+  if (exchange.record?.upstreamSpan) failUpstreamTry(exchange.record, 'timeout');
   logger.warn(`upstream timeout service=${exchange.service} requestId=${exchange.requestId}`);
   answerFailure(exchange, 'timeout');
 }
@@ -333,6 +340,7 @@ export function acceptResponseHead(
   exchange.responded = true;
   reportOutcome(exchange, statusCode < 500);
   const record = exchange.record;
+  if (record?.upstreamSpan) answerUpstreamTry(record, statusCode);
   if (record) {
     const now = performance.now();
     record.upstreamFirstByteAt = now;
@@ -354,6 +362,7 @@ export function failExchange(exchange: Exchange, err: Error): void {
   settle(exchange);
   if (exchange.answered) return;
   const failure = classifyUpstreamError(err);
+  if (exchange.record?.upstreamSpan) failUpstreamTry(exchange.record, failure);
   if (!exchange.responded) reportOutcome(exchange, false);
   if (!exchange.responded && exchange.hooks.retry(exchange, failure)) {
     logger.warn(
