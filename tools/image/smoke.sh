@@ -336,7 +336,7 @@ step "Kubernetes: kubectl kustomize, and the image run as the Deployment says"
 command -v kubectl > /dev/null || fail "kubectl is missing (it renders deploy/k8s with kustomize)"
 # What the image's USER runs as, from the image itself.
 owner=$(podman run --rm "${ulimits[@]}" --entrypoint sh "$GATEWAY_IMAGE" -c 'echo "$(id -u):$(id -g)"')
-for overlay in deploy/k8s deploy/k8s/tls; do
+for overlay in deploy/k8s deploy/k8s-tls; do
   name=${overlay//\//-}
   kubectl kustomize "$root/$overlay" > "$work/$name.yaml"
   # Checks the rendered objects against the image, and lays out what the pod would get.
