@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { integer } from './env-rules';
 import { tracingEnv } from './tracing.schema';
 
 export const DEFAULT_SERVICE_PORT = 3000;
@@ -70,15 +71,6 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 export const LOG_FORMATS = ['json', 'pretty'] as const;
 export const DEFAULT_LOG_REDACT_QUERY_KEYS =
   'token,access_token,refresh_token,id_token,api_key,apikey,key,password,secret,signature,sig,code';
-
-const integer = (min: number, max: number, fallback: number) =>
-  z
-    .string()
-    .trim()
-    .regex(/^\d+$/, `must be a whole number from ${min} to ${max}`)
-    .transform(Number)
-    .refine((n) => n >= min && n <= max, `must be a whole number from ${min} to ${max}`)
-    .default(fallback);
 
 const boolean = (fallback: boolean) =>
   z

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { integer } from './env-rules';
 
 /**
  * The OpenTelemetry SDK's own environment variables for traces (opentelemetry.io, "SDK
@@ -25,15 +26,6 @@ export type OtelSampler = (typeof OTEL_SAMPLERS)[number];
 
 export const OTLP_PROTOCOLS = ['http/protobuf', 'http/json'] as const;
 export type OtlpProtocol = (typeof OTLP_PROTOCOLS)[number];
-
-const count = (min: number, max: number, fallback: number) =>
-  z
-    .string()
-    .trim()
-    .regex(/^\d+$/, `must be a whole number from ${min} to ${max}`)
-    .transform(Number)
-    .refine((n) => n >= min && n <= max, `must be a whole number from ${min} to ${max}`)
-    .default(fallback);
 
 const otlpUrl = z
   .string()
@@ -110,7 +102,7 @@ export const tracingEnv = {
   OTEL_EXPORTER_OTLP_PROTOCOL: protocol(DEFAULT_OTEL_EXPORTER_OTLP_PROTOCOL),
   OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: protocol(),
   OTEL_EXPORTER_OTLP_HEADERS: keyValueList('headers'),
-  OTEL_EXPORTER_OTLP_TIMEOUT: count(1, 600_000, DEFAULT_OTEL_EXPORTER_OTLP_TIMEOUT),
+  OTEL_EXPORTER_OTLP_TIMEOUT: integer(1, 600_000, DEFAULT_OTEL_EXPORTER_OTLP_TIMEOUT),
   OTEL_SERVICE_NAME: z
     .string()
     .trim()
@@ -125,9 +117,9 @@ export const tracingEnv = {
     .trim()
     .optional()
     .transform((v) => v || undefined),
-  OTEL_BSP_SCHEDULE_DELAY: count(0, 3_600_000, DEFAULT_OTEL_BSP_SCHEDULE_DELAY),
-  OTEL_BSP_MAX_QUEUE_SIZE: count(1, 1_000_000, DEFAULT_OTEL_BSP_MAX_QUEUE_SIZE),
-  OTEL_BSP_MAX_EXPORT_BATCH_SIZE: count(1, 1_000_000, DEFAULT_OTEL_BSP_MAX_EXPORT_BATCH_SIZE),
+  OTEL_BSP_SCHEDULE_DELAY: integer(0, 3_600_000, DEFAULT_OTEL_BSP_SCHEDULE_DELAY),
+  OTEL_BSP_MAX_QUEUE_SIZE: integer(1, 1_000_000, DEFAULT_OTEL_BSP_MAX_QUEUE_SIZE),
+  OTEL_BSP_MAX_EXPORT_BATCH_SIZE: integer(1, 1_000_000, DEFAULT_OTEL_BSP_MAX_EXPORT_BATCH_SIZE),
 };
 
 /** Variables whose value an error message must not repeat: headers carry collector tokens. */
