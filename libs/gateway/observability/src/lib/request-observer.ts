@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { GATEWAY_CONFIG, type GatewayConfig } from '@helix/gateway-config';
+import { AccessLog } from './access-log';
 import { GatewayMetrics, methodLabel, statusClass } from './gateway-metrics';
 import { ROOT_LOGGER } from './logger';
 import { redactQuery } from './redact-query';
@@ -34,7 +35,8 @@ type CountedSocket = Socket & { [READ_BEFORE]?: number };
  */
 @Injectable()
 export class RequestObserver {
-  private readonly accessLog: boolean;
+  /** Undefined when the access log is off. */
+  private readonly accessLog: AccessLog | undefined;
   private readonly metricsOn: boolean;
   private readonly tracing: boolean;
   private readonly redactKeys: ReadonlySet<string>;
@@ -43,10 +45,11 @@ export class RequestObserver {
 
   constructor(
     @Inject(GATEWAY_CONFIG) config: GatewayConfig,
-    @Inject(ROOT_LOGGER) private readonly logger: Logger,
+    @Inject(ROOT_LOGGER) logger: Logger,
     private readonly metrics: GatewayMetrics,
   ) {
-    this.accessLog = config.ACCESS_LOG && logger.isLevelEnabled('info');
+    this.accessLog =
+      config.ACCESS_LOG && logger.isLevelEnabled('info') ? new AccessLog(logger) : undefined;
     this.metricsOn = config.METRICS_PORT !== 0;
     this.tracing = config.tracing !== undefined;
     this.redactKeys = new Set(config.LOG_REDACT_QUERY_KEYS);
@@ -133,30 +136,27 @@ export class RequestObserver {
     if (span) endServerSpan(record, status, record.clientIp ?? this.resolveClientIp(req));
     if (this.accessLog) {
       const ids = span?.spanContext();
-      this.logger.info(
-        {
-          requestId: res.getHeader('x-request-id'),
-          method: req.method,
-          path: redactQuery(url, this.redactKeys),
-          route,
-          service: record.service,
-          status,
-          // An HTTP/2 stream reset by its client reports itself finished, not ended.
-          aborted: !(res.writableEnded && res.writableFinished) || undefined,
-          bytesIn: socket && socket.bytesRead - record.bytesReadBefore,
-          bytesOut: socket && socket.bytesWritten - record.bytesWrittenBefore,
-          protocol: req.httpVersionMajor === 2 ? 'h2' : undefined,
-          durationMs: round(durationMs),
-          upstreamTtfbMs: ttfbMs === undefined ? undefined : round(ttfbMs),
-          upstreamFailure: record.upstreamFailure,
-          retries: record.retries || undefined,
-          clientIp: record.clientIp ?? this.resolveClientIp(req),
-          userAgent: req.headers['user-agent'],
-          traceId: ids?.traceId,
-          spanId: ids?.spanId,
-        },
-        'request',
-      );
+      this.accessLog.write({
+        requestId: String(res.getHeader('x-request-id')),
+        method: req.method,
+        path: redactQuery(url, this.redactKeys),
+        route,
+        service: record.service,
+        status,
+        // An HTTP/2 stream reset by its client reports itself finished, not ended.
+        aborted: !(res.writableEnded && res.writableFinished),
+        bytesIn: socket && socket.bytesRead - record.bytesReadBefore,
+        bytesOut: socket && socket.bytesWritten - record.bytesWrittenBefore,
+        protocol: req.httpVersionMajor === 2 ? 'h2' : undefined,
+        durationMs: round(durationMs),
+        upstreamTtfbMs: ttfbMs === undefined ? undefined : round(ttfbMs),
+        upstreamFailure: record.upstreamFailure,
+        retries: record.retries,
+        clientIp: record.clientIp ?? this.resolveClientIp(req),
+        userAgent: req.headers['user-agent'],
+        traceId: ids?.traceId,
+        spanId: ids?.spanId,
+      });
     }
   }
 }
