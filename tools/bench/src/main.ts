@@ -1,10 +1,11 @@
 // The gateway against the upstream it fronts, the same gateway with DNS discovery (names
-// resolved by dnsmasq) and two reference proxies, then over TLS (HTTP/2 and HTTP/1.1) beside
-// nginx, an overload scenario, the gateway with tracing off and on, and the gateway at
-// saturation with its status page closed and open. Prints a table, writes
+// resolved by dnsmasq), two reference proxies on Node and two C anchors (nginx and HAProxy, one
+// worker or thread each), then over TLS (HTTP/2 and HTTP/1.1) beside nginx, an overload
+// scenario, the gateway with tracing off and on, and the gateway at saturation with its status
+// page closed and open. Prints a table, writes
 // bench-results/<date>.json and bench-results/latency.svg. Run with
 // `npm run bench`, which builds the gateway and the demo services first; see USAGE in options.ts
-// for the flags. Needs the Debian packages nghttp2-client (h2load), nginx, openssl and
+// for the flags. Needs the Debian packages nghttp2-client (h2load), nginx, haproxy, openssl and
 // dnsmasq-base.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -13,7 +14,9 @@ import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BENCH_HOST, dnsmasqVersion, startDnsmasq } from './dnsmasq.ts';
 import { download } from './download.ts';
+import { haproxyVersion, startHaproxy } from './haproxy.ts';
 import { drawLatencyChart } from './latency-chart.ts';
+import { startNginx } from './nginx.ts';
 import { mergeOpenLoop, type OpenLoopResult, runOpenLoop } from './open-loop.ts';
 import { type BenchOptions, OptionsError, readOptions, USAGE } from './options.ts';
 import { findTlsTools, measureOverTls } from './over-tls.ts';
@@ -61,6 +64,10 @@ const DESCRIPTIONS: Record<TargetName, string> = {
   'gateway-dns': `the same gateway with UPSTREAM_DISCOVERY=dns, its services at http://${BENCH_HOST}:<upstream port>, which a dnsmasq on 127.0.0.1 resolves to 127.0.0.1`,
   'bare-node': 'node:http server + http.request with a keep-alive Agent (bare-node-proxy.ts)',
   fastify: '@fastify/http-proxy with its defaults (fastify-proxy.ts)',
+  nginx:
+    'nginx, one worker, proxy_pass to an upstream block with keepalive 64 (proxy_http_version 1.1, Connection ""), no access log (nginx.ts)',
+  haproxy:
+    'HAProxy, nbthread 1, one process (-db), keep-alive on both sides with http-reuse always, no log (haproxy.ts)',
 };
 
 function mapProxies<T>(figure: (proxy: ProxyName) => T): Record<ProxyName, T> {
@@ -254,6 +261,7 @@ async function statusPageFigures(
 async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchResults> {
   const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   const tlsTools = findTlsTools();
+  const anchors = { nginx: tlsTools.nginx, haproxy: haproxyVersion() };
   say('Starting the upstream, the gateway and the baselines on 127.0.0.1');
   const upstreamUrl = await startUpstream(group);
   const gatewayEnv = await gatewayEnvironment(upstreamUrl);
@@ -266,18 +274,26 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
   const dnsGatewayEnv = await dnsGatewayEnvironment(upstreamUrl, BENCH_HOST, dns.server);
   const dnsGatewayUrl = `http://127.0.0.1:${dnsGatewayEnv['SERVICE_PORT']}`;
   const dnsGateway = spawnGateway(group, dnsGatewayEnv);
-  const [bare, fastify] = await Promise.all([
+  const [bare, fastify, nginx, haproxy] = await Promise.all([
     startBaseline(group, 'bare node proxy', 'bare-node-proxy.ts', upstreamUrl),
     startBaseline(group, 'fastify proxy', 'fastify-proxy.ts', upstreamUrl),
+    startNginx(group, group.makeDir('nginx'), upstreamUrl),
+    startHaproxy(group, group.makeDir('haproxy'), upstreamUrl),
   ]);
   await waitForOk(dnsGateway, `${dnsGatewayUrl}/heartbeat`, START_TIMEOUT_MS);
   await checkDnsGateway(dnsGateway, dnsGatewayUrl);
+  // Neither C proxy says when it listens: poll the proxied path until it answers.
+  for (const anchor of [nginx, haproxy]) {
+    await waitForOk(anchor.service, `${anchor.url}${PATH}`, START_TIMEOUT_MS);
+  }
   const bases: Record<TargetName, string> = {
     direct: upstreamUrl,
     gateway: gatewayUrl,
     'gateway-dns': dnsGatewayUrl,
     'bare-node': bare.url,
     fastify: fastify.url,
+    nginx: nginx.url,
+    haproxy: haproxy.url,
   };
   const urls = Object.fromEntries(TARGETS.map((t) => [t, `${bases[t]}${PATH}`])) as Record<
     TargetName,
@@ -319,6 +335,8 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
   await Promise.all([
     group.stopOne(bare.service),
     group.stopOne(fastify.service),
+    group.stopOne(nginx.service),
+    group.stopOne(haproxy.service),
     group.stopOne(dnsGateway),
     group.stopOne(dns.service),
   ]);
@@ -367,6 +385,7 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
     node: process.version,
     options,
     targets: DESCRIPTIONS,
+    anchors,
     url: { path: PATH, headers: HEADERS },
     gatewayEnv,
     saturation,
@@ -374,8 +393,12 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
       'gateway/direct': rps('gateway') / rps('direct'),
       'gateway/bare-node': rps('gateway') / rps('bare-node'),
       'gateway/fastify': rps('gateway') / rps('fastify'),
+      'gateway/nginx': rps('gateway') / rps('nginx'),
+      'gateway/haproxy': rps('gateway') / rps('haproxy'),
       'bare-node/direct': rps('bare-node') / rps('direct'),
       'fastify/direct': rps('fastify') / rps('direct'),
+      'nginx/direct': rps('nginx') / rps('direct'),
+      'haproxy/direct': rps('haproxy') / rps('direct'),
     },
     fixedRate: {
       ratePerSecond: options.rate,

@@ -10,8 +10,17 @@ import type { OverloadFigures, OverloadPhase } from './overload.ts';
 import type { SaturationRun } from './saturation.ts';
 import type { TracingFigures } from './tracing.ts';
 
-// gateway-dns right after gateway: the pair compared runs back to back in every round.
-export const TARGETS = ['direct', 'gateway', 'gateway-dns', 'bare-node', 'fastify'] as const;
+// gateway-dns right after gateway: the pair compared runs back to back in every round. nginx and
+// HAProxy last: the C anchors, what a proxy costs when it is not written in JavaScript.
+export const TARGETS = [
+  'direct',
+  'gateway',
+  'gateway-dns',
+  'bare-node',
+  'fastify',
+  'nginx',
+  'haproxy',
+] as const;
 export type TargetName = (typeof TARGETS)[number];
 /** The targets that are proxies: their memory is measured side by side. */
 export const PROXIES = ['gateway', 'bare-node', 'fastify'] as const satisfies readonly TargetName[];
@@ -62,6 +71,8 @@ export interface BenchResults {
   options: BenchOptions;
   /** What each target is. */
   targets: Record<TargetName, string>;
+  /** The versions of the C anchors. */
+  anchors: { nginx: string; haproxy: string };
   url: { path: string; headers: Record<string, string> };
   gatewayEnv: Record<string, string>;
   saturation: Record<TargetName, SaturationSummary>;
@@ -353,7 +364,7 @@ export function formatReport(r: BenchResults): string {
       .map(([k, v]) => `${k}: ${v}`)
       .join(', ')}`,
     '',
-    `Saturation: autocannon -c ${o.connections} -d ${o.duration}, ${o.rounds} round(s) of ${TARGETS.join(', ')}, ${o.warmup} s warm-up before each; means over rounds`,
+    `Saturation: autocannon -c ${o.connections} -d ${o.duration}, ${o.rounds} round(s) of ${TARGETS.join(', ')}, ${o.warmup} s warm-up before each; means over rounds; anchors ${r.anchors.nginx} (one worker), ${r.anchors.haproxy} (nbthread 1)`,
     saturation,
     `req/s ratios: ${ratios}`,
     '',
