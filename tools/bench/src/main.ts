@@ -1,8 +1,9 @@
 // The gateway against the upstream it fronts, the same gateway with DNS discovery (names
 // resolved by dnsmasq), two reference proxies on Node and two C anchors (nginx and HAProxy, one
-// worker or thread each), then over TLS (HTTP/2 and HTTP/1.1) beside nginx, an overload
-// scenario, the gateway with tracing off and on, and the gateway at saturation with its status
-// page closed and open. Prints a table, writes
+// worker or thread each), at saturation and at a fixed rate, with the CPU each proxy spends per
+// request at that rate; then over TLS (HTTP/2 and HTTP/1.1) beside nginx, an overload scenario,
+// the gateway with tracing off and on, and the gateway at saturation with its status page closed
+// and open. Prints a table, writes
 // bench-results/<date>.json and bench-results/latency.svg. Run with
 // `npm run bench`, which builds the gateway and the demo services first; see USAGE in options.ts
 // for the flags. Needs the Debian packages nghttp2-client (h2load), nginx, haproxy, openssl and
@@ -12,6 +13,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { type CpuRun, type CpuSummary, cpuUsedSince, readTreeCpu, summarizeCpu } from './cpu.ts';
 import { BENCH_HOST, dnsmasqVersion, startDnsmasq } from './dnsmasq.ts';
 import { download } from './download.ts';
 import { haproxyVersion, startHaproxy } from './haproxy.ts';
@@ -24,8 +26,11 @@ import { measureOverload } from './overload.ts';
 import { failure, ProcessGroup, type ServiceProcess, waitForOk } from './processes.ts';
 import {
   type BenchResults,
+  CPU_TARGETS,
+  type CpuTargetName,
   type DownloadFigures,
   formatReport,
+  isCpuTarget,
   type LatencySummary,
   PROXIES,
   type ProxyName,
@@ -160,18 +165,34 @@ function summarizeLatency(r: OpenLoopResult): LatencySummary {
   };
 }
 
-/** The fixed-rate runs, alternating the targets like `saturate`; samples pooled over rounds. */
+/**
+ * The fixed-rate runs, alternating the targets like `saturate`; samples pooled over rounds. The
+ * CPU of each proxy's process tree is read right before and right after its measured run.
+ */
 async function measureLatencies(
   urls: Record<TargetName, string>,
+  pids: Record<CpuTargetName, number>,
   options: BenchOptions,
-): Promise<Record<TargetName, LatencySummary>> {
+): Promise<{
+  latency: Record<TargetName, LatencySummary>;
+  cpu: Record<CpuTargetName, CpuRun[]>;
+}> {
   const runs = Object.fromEntries(TARGETS.map((t) => [t, [] as OpenLoopResult[]]));
+  const cpu = Object.fromEntries(CPU_TARGETS.map((t) => [t, [] as CpuRun[]])) as Record<
+    CpuTargetName,
+    CpuRun[]
+  >;
   for (let round = 1; round <= options.rounds; round++) {
     for (const target of TARGETS) {
       // A pause first, so the work the previous load left behind (GC, closing sockets) is done.
       await sleep(SETTLE_MS);
       await runOpenLoop(urls[target], HEADERS, options.rate, options.warmup);
+      const before = isCpuTarget(target) ? readTreeCpu(pids[target]) : undefined;
       const run = await runOpenLoop(urls[target], HEADERS, options.rate, options.latencyDuration);
+      if (isCpuTarget(target) && before) {
+        const used = cpuUsedSince(before, pids[target]);
+        cpu[target].push({ ...used, requests: run.ok + run.non2xx });
+      }
       runs[target].push(run);
       const p = (q: number) => nsToMs(percentile(run.latenciesNs, q));
       say(
@@ -179,9 +200,12 @@ async function measureLatencies(
       );
     }
   }
-  return Object.fromEntries(
-    TARGETS.map((t) => [t, summarizeLatency(mergeOpenLoop(runs[t]))]),
-  ) as Record<TargetName, LatencySummary>;
+  return {
+    latency: Object.fromEntries(
+      TARGETS.map((t) => [t, summarizeLatency(mergeOpenLoop(runs[t]))]),
+    ) as Record<TargetName, LatencySummary>,
+    cpu,
+  };
 }
 
 async function measureDownload(
@@ -305,6 +329,13 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
     'bare-node': bare.service.child.pid as number,
     fastify: fastify.service.child.pid as number,
   };
+  // nginx's master is the process spawned, its worker a child of it: the CPU readings sum both.
+  const cpuPids: Record<CpuTargetName, number> = {
+    ...pids,
+    'gateway-dns': dnsGateway.child.pid as number,
+    nginx: nginx.service.child.pid as number,
+    haproxy: haproxy.service.child.pid as number,
+  };
   await sleep(SETTLE_MS);
   const rssIdleBytes = mapProxies((p) => readRssBytes(pids[p]));
 
@@ -316,7 +347,7 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
   say(
     `Fixed rate: ${options.rate} req/s, ${options.rounds} round(s), ${options.latencyDuration} s per target`,
   );
-  const latency = await measureLatencies(urls, options);
+  const { latency, cpu } = await measureLatencies(urls, cpuPids, options);
 
   say(`Download: ${options.downloadBytes} bytes through each proxy`);
   const downloads = {} as Record<ProxyName, DownloadFigures>;
@@ -379,6 +410,9 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
   const statusPage = await statusPageFigures(group, upstreamUrl, options);
 
   const rps = (t: TargetName): number => saturation[t].requestsPerSecond;
+  const cpuSummaries = Object.fromEntries(
+    CPU_TARGETS.map((t) => [t, summarizeCpu(cpu[t])]),
+  ) as Record<CpuTargetName, CpuSummary>;
   return {
     date,
     ...describeMachine(),
@@ -408,6 +442,14 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
       gatewayAddedMs: {
         p50: roundMs(latency.gateway.p50Ms - latency.direct.p50Ms),
         p99: roundMs(latency.gateway.p99Ms - latency.direct.p99Ms),
+      },
+      cpu: {
+        targets: cpuSummaries,
+        'gateway/bare-node':
+          cpuSummaries.gateway.microsPerRequest / cpuSummaries['bare-node'].microsPerRequest,
+        'gateway/bare-node, main thread':
+          cpuSummaries.gateway.mainThreadMicrosPerRequest /
+          cpuSummaries['bare-node'].mainThreadMicrosPerRequest,
       },
     },
     gateway: { readyMs },

@@ -1,3 +1,4 @@
+import type { CpuSummary } from './cpu.ts';
 import type { BenchOptions } from './options.ts';
 import {
   TLS_PROTOCOLS,
@@ -25,6 +26,20 @@ export type TargetName = (typeof TARGETS)[number];
 /** The targets that are proxies: their memory is measured side by side. */
 export const PROXIES = ['gateway', 'bare-node', 'fastify'] as const satisfies readonly TargetName[];
 export type ProxyName = (typeof PROXIES)[number];
+/** The targets whose processes' CPU is read around each fixed-rate run: every proxy. */
+export const CPU_TARGETS = [
+  'gateway',
+  'gateway-dns',
+  'bare-node',
+  'fastify',
+  'nginx',
+  'haproxy',
+] as const satisfies readonly TargetName[];
+export type CpuTargetName = (typeof CPU_TARGETS)[number];
+
+export function isCpuTarget(name: TargetName): name is CpuTargetName {
+  return (CPU_TARGETS as readonly TargetName[]).includes(name);
+}
 
 /** Saturation figures of one target: means over the rounds, counts summed. */
 export interface SaturationSummary {
@@ -86,6 +101,16 @@ export interface BenchResults {
     durationSeconds: number;
     targets: Record<TargetName, LatencySummary>;
     gatewayAddedMs: { p50: number; p99: number };
+    /**
+     * CPU of each proxy's processes (nginx: master and worker) read before and after each
+     * measured run, per request answered in it; medians over the rounds.
+     */
+    cpu: {
+      targets: Record<CpuTargetName, CpuSummary>;
+      /** Ratios of the medians, from all threads' utime + stime and from the main threads. */
+      'gateway/bare-node': number;
+      'gateway/bare-node, main thread': number;
+    };
   };
   gateway: { readyMs: number };
   dnsDiscovery: DnsDiscoveryFigures;
@@ -156,6 +181,10 @@ export interface DownloadFigures {
 }
 
 const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+const oneDecimal = new Intl.NumberFormat('en-US', {
+  minimumFractionDigits: 1,
+  maximumFractionDigits: 1,
+});
 const twoDecimals = new Intl.NumberFormat('en-US', {
   minimumFractionDigits: 2,
   maximumFractionDigits: 2,
@@ -209,9 +238,12 @@ export function formatReport(r: BenchResults): string {
       'errors',
       'unfinished',
       'send lag p99 ms',
+      'CPU µs/req',
+      'main thread µs/req',
     ],
     ...TARGETS.map((name) => {
       const l = r.fixedRate.targets[name];
+      const c = isCpuTarget(name) ? r.fixedRate.cpu.targets[name] : undefined;
       return [
         name,
         twoDecimals.format(l.p50Ms),
@@ -223,9 +255,17 @@ export function formatReport(r: BenchResults): string {
         String(l.errors),
         String(l.unfinished),
         twoDecimals.format(l.sendLagP99Ms),
+        c
+          ? `${oneDecimal.format(c.microsPerRequest)} ±${oneDecimal.format(c.tickErrorMicrosPerRequest)}`
+          : '–',
+        c ? oneDecimal.format(c.mainThreadMicrosPerRequest) : '–',
       ];
     }),
   ]);
+  const cpu = r.fixedRate.cpu;
+  const trees = CPU_TARGETS.filter((t) => cpu.targets[t].processes > 1)
+    .map((t) => `${t} ${cpu.targets[t].processes}`)
+    .join(', ');
   const { gatewayAddedMs: added } = r.fixedRate;
   const ms = (n: number): string => `${signed(n, twoDecimals.format(Math.abs(n)))} ms`;
   const dns = r.dnsDiscovery;
@@ -371,6 +411,8 @@ export function formatReport(r: BenchResults): string {
     `Fixed rate: ${integer.format(r.fixedRate.ratePerSecond)} req/s open loop, ${r.fixedRate.rounds} round(s) of ${r.fixedRate.durationSeconds} s per target, ${o.warmup} s warm-up before each; latency from each request's scheduled start, pooled over rounds`,
     fixed,
     `gateway added latency (gateway − direct): p50 ${signed(added.p50, twoDecimals.format(Math.abs(added.p50)))} ms, p99 ${signed(added.p99, twoDecimals.format(Math.abs(added.p99)))} ms`,
+    `CPU µs/req: the proxy's utime + stime over every thread (/proc/<pid>/stat, 10 ms ticks; ± the truncation to ticks) over the measured run ÷ the requests it answered, median over rounds; main thread µs/req: each process's main thread alone (/proc/<pid>/schedstat, ns). Summed over a process and its children${trees ? ` (processes: ${trees})` : ''}. The demo upstream's and the load generator's CPU are in neither.`,
+    `CPU ratios: gateway/bare-node ${twoDecimals.format(cpu['gateway/bare-node'])} (all threads) · ${twoDecimals.format(cpu['gateway/bare-node, main thread'])} (main thread)`,
     '',
     `DNS discovery: gateway-dns is the gateway with ${dnsSetting}, resolved by ${dns.dnsmasq} on 127.0.0.1; from the saturation and fixed-rate runs above`,
     discovery,
