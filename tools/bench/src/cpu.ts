@@ -1,5 +1,5 @@
 // CPU time of the benchmark's targets, read from Linux /proc. Shared by `npm run bench` (CPU per
-// request at the fixed rate) and `npm run bench:profile`.
+// request at the fixed rate and in the workers phase) and `npm run bench:profile`.
 import { readdirSync, readFileSync } from 'node:fs';
 import { median } from './stats.ts';
 

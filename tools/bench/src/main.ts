@@ -2,8 +2,8 @@
 // resolved by dnsmasq), two reference proxies on Node and two C anchors (nginx and HAProxy, one
 // worker or thread each), at saturation and at a fixed rate, with the CPU each proxy spends per
 // request at that rate; then over TLS (HTTP/2 and HTTP/1.1) beside nginx, an overload scenario,
-// the gateway with tracing off and on, and the gateway at saturation with its status page closed
-// and open. Prints a table, writes
+// the gateway with tracing off and on, the gateway with GATEWAY_WORKERS=1 and =2, and the
+// gateway at saturation with its status page closed and open. Prints a table, writes
 // bench-results/<date>.json and bench-results/latency.svg. Run with
 // `npm run bench`, which builds the gateway and the demo services first; see USAGE in options.ts
 // for the flags. Needs the Debian packages nghttp2-client (h2load), nginx, haproxy, openssl and
@@ -45,6 +45,7 @@ import { runSaturation, type SaturationRun } from './saturation.ts';
 import { measureTracing } from './tracing.ts';
 import { mean, nsToMs, percentile, roundMs } from './stats.ts';
 import { measureStatusPage } from './status-page.ts';
+import { measureWorkers } from './workers.ts';
 import {
   dnsGatewayEnvironment,
   gatewayEnvironment,
@@ -407,6 +408,20 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
     },
     say,
   );
+  say(
+    `Workers: the gateway with GATEWAY_WORKERS=1 and =2 at saturation, ${options.rounds} round(s), ${options.duration} s each`,
+  );
+  const workers = await measureWorkers(
+    group,
+    upstreamUrl,
+    {
+      rounds: options.rounds,
+      seconds: options.duration,
+      warmup: options.warmup,
+      connections: options.connections,
+    },
+    say,
+  );
   const statusPage = await statusPageFigures(group, upstreamUrl, options);
 
   const rps = (t: TargetName): number => saturation[t].requestsPerSecond;
@@ -478,6 +493,7 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
     tls,
     overload,
     tracing,
+    workers,
     statusPage,
   };
 }

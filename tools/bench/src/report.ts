@@ -10,6 +10,7 @@ import {
 import type { OverloadFigures, OverloadPhase } from './overload.ts';
 import type { SaturationRun } from './saturation.ts';
 import type { TracingFigures } from './tracing.ts';
+import { WORKER_COUNTS, type WorkersFigures } from './workers.ts';
 
 // gateway-dns right after gateway: the pair compared runs back to back in every round. nginx and
 // HAProxy last: the C anchors, what a proxy costs when it is not written in JavaScript.
@@ -128,6 +129,8 @@ export interface BenchResults {
   overload: OverloadFigures;
   /** The gateway with tracing off and on at 100% sampling, in turn. */
   tracing: TracingFigures;
+  /** The gateway with GATEWAY_WORKERS=1 and =2 at saturation, in turn. */
+  workers: WorkersFigures;
   /** The gateway at saturation with its status page closed and open. */
   statusPage: StatusPageFigures;
 }
@@ -168,6 +171,41 @@ export function formatStatusPage(p: StatusPageFigures): string {
       ...rows,
     ]),
     `open/closed req/s ${twoDecimals.format(p['open/closed'])} · p99 ${signed(p.p99AddedMs, twoDecimals.format(Math.abs(p.p99AddedMs)))} ms (open − closed) · ${twoDecimals.format(p.updatesPerSecond)} updates/s under load, longest gap ${integer.format(p.maxUpdateGapMs)} ms`,
+  ].join('\n');
+}
+
+/** The workers phase's lines of the report, with what they can show on this machine. */
+export function formatWorkers(w: WorkersFigures): string {
+  const rows = WORKER_COUNTS.map((workers) => {
+    const s = w.runs[workers];
+    return [
+      `GATEWAY_WORKERS=${workers}`,
+      integer.format(s.requestsPerSecond),
+      `${integer.format(s.minRequestsPerSecond)}–${integer.format(s.maxRequestsPerSecond)}`,
+      twoDecimals.format(s.p99Ms),
+      String(s.errors),
+      String(s.non2xx),
+      `${oneDecimal.format(s.cpu.microsPerRequest)} ±${oneDecimal.format(s.cpu.tickErrorMicrosPerRequest)}`,
+      String(s.cpu.processes),
+    ];
+  });
+  return [
+    `Workers: autocannon -c ${w.connections} -d ${w.durationSeconds} on the gateway with GATEWAY_WORKERS=1 and =2 (otherwise the gateway above), ${w.rounds} round(s), which goes first alternating; means over rounds, CPU medians`,
+    table([
+      [
+        'gateway',
+        'req/s',
+        'min–max req/s',
+        'p99 ms',
+        'errors',
+        'non-2xx',
+        'CPU µs/req',
+        'processes',
+      ],
+      ...rows,
+    ]),
+    `GATEWAY_WORKERS=2/1: req/s ${twoDecimals.format(w['2/1'])} · CPU per request ${twoDecimals.format(w['cpu 2/1'])} (utime + stime of every thread of the primary and its workers over the measured run ÷ the requests answered)`,
+    `What this can show: on ${w.cores} core(s) shared by the load generator (this process), the demo upstream and the gateway, a second worker can only use the CPU the other two leave idle. The req/s ratio is what a second worker gains or loses here, where the three compete, not how the gateway scales on cores of its own (that needs the load from another machine); the CPU ratio compares what a request cost, the primary's share included, and also moves with how many requests each event loop handles a turn, fewer when two loops split the load.`,
   ].join('\n');
 }
 
@@ -442,6 +480,8 @@ export function formatReport(r: BenchResults): string {
       .join(' ')}`,
     tracing,
     `tracing on/off req/s ${twoDecimals.format(tr['on/off'])} (goal ≥ 0.9) · ${integer.format(tr.exports)} exports, ${mib(tr.exportedBytes)} received · ${integer.format(tr.spansDropped)} spans dropped`,
+    '',
+    formatWorkers(r.workers),
     '',
     formatStatusPage(r.statusPage),
   ].join('\n');
