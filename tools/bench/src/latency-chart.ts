@@ -7,11 +7,13 @@ const PERCENTILES = [
   { key: 'p99Ms', label: 'p99', color: '#e45756' },
 ] as const;
 
-const WIDTH = 720;
 const HEIGHT = 380;
 const PLOT = { left: 64, right: 24, top: 56, bottom: 64 };
 const BAR_WIDTH = 36;
 const BAR_GAP = 6;
+/** Three bars and the space between groups; the chart grows with the targets. */
+const GROUP_WIDTH = 136;
+const WIDTH = PLOT.left + PLOT.right + TARGETS.length * GROUP_WIDTH;
 /** The latencies' resolution: the bottom of the log axis can go no lower. */
 const RESOLUTION_MS = 0.01;
 
@@ -31,7 +33,6 @@ const escape = (text: string): string =>
  */
 export function drawLatencyChart(results: BenchResults): string {
   const { targets, ratePerSecond, rounds, durationSeconds } = results.fixedRate;
-  const plotWidth = WIDTH - PLOT.left - PLOT.right;
   const plotHeight = HEIGHT - PLOT.top - PLOT.bottom;
   const values = TARGETS.flatMap((t) =>
     PERCENTILES.map((p) => Math.max(targets[t][p.key], RESOLUTION_MS)),
@@ -39,7 +40,6 @@ export function drawLatencyChart(results: BenchResults): string {
   const { low, high } = decades(values);
   const y = (ms: number): number =>
     PLOT.top + plotHeight * (1 - (Math.log10(Math.max(ms, RESOLUTION_MS)) - low) / (high - low));
-  const groupWidth = plotWidth / TARGETS.length;
   const barsWidth = PERCENTILES.length * BAR_WIDTH + (PERCENTILES.length - 1) * BAR_GAP;
 
   const parts: string[] = [];
@@ -51,7 +51,7 @@ export function drawLatencyChart(results: BenchResults): string {
     );
   }
   TARGETS.forEach((target, t) => {
-    const x0 = PLOT.left + t * groupWidth + (groupWidth - barsWidth) / 2;
+    const x0 = PLOT.left + t * GROUP_WIDTH + (GROUP_WIDTH - barsWidth) / 2;
     PERCENTILES.forEach((p, i) => {
       const ms = targets[target][p.key];
       const x = x0 + i * (BAR_WIDTH + BAR_GAP);
@@ -62,7 +62,7 @@ export function drawLatencyChart(results: BenchResults): string {
       );
     });
     parts.push(
-      `<text x="${(PLOT.left + (t + 0.5) * groupWidth).toFixed(1)}" y="${PLOT.top + plotHeight + 22}" text-anchor="middle">${target}</text>`,
+      `<text x="${(PLOT.left + (t + 0.5) * GROUP_WIDTH).toFixed(1)}" y="${PLOT.top + plotHeight + 22}" text-anchor="middle">${target}</text>`,
     );
   });
   PERCENTILES.forEach((p, i) => {

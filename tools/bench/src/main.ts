@@ -1,19 +1,24 @@
 // The gateway against the upstream it fronts, the same gateway with DNS discovery (names
-// resolved by dnsmasq) and two reference proxies, then over TLS (HTTP/2 and HTTP/1.1) beside
-// nginx, an overload scenario, the gateway with tracing off and on, and the gateway at
-// saturation with its status page closed and open. Prints a table, writes
+// resolved by dnsmasq), two reference proxies on Node and two C anchors (nginx and HAProxy, one
+// worker or thread each), at saturation and at a fixed rate, with the CPU each proxy spends per
+// request at that rate; then over TLS (HTTP/2 and HTTP/1.1) beside nginx, an overload scenario,
+// the gateway with tracing off and on, the gateway with GATEWAY_WORKERS=1 and =2, and the
+// gateway at saturation with its status page closed and open. Prints a table, writes
 // bench-results/<date>.json and bench-results/latency.svg. Run with
 // `npm run bench`, which builds the gateway and the demo services first; see USAGE in options.ts
-// for the flags. Needs the Debian packages nghttp2-client (h2load), nginx, openssl and
+// for the flags. Needs the Debian packages nghttp2-client (h2load), nginx, haproxy, openssl and
 // dnsmasq-base.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { type CpuRun, type CpuSummary, cpuUsedSince, readTreeCpu, summarizeCpu } from './cpu.ts';
 import { BENCH_HOST, dnsmasqVersion, startDnsmasq } from './dnsmasq.ts';
 import { download } from './download.ts';
+import { haproxyVersion, startHaproxy } from './haproxy.ts';
 import { drawLatencyChart } from './latency-chart.ts';
+import { startNginx } from './nginx.ts';
 import { mergeOpenLoop, type OpenLoopResult, runOpenLoop } from './open-loop.ts';
 import { type BenchOptions, OptionsError, readOptions, USAGE } from './options.ts';
 import { findTlsTools, measureOverTls } from './over-tls.ts';
@@ -21,8 +26,11 @@ import { measureOverload } from './overload.ts';
 import { failure, ProcessGroup, type ServiceProcess, waitForOk } from './processes.ts';
 import {
   type BenchResults,
+  CPU_TARGETS,
+  type CpuTargetName,
   type DownloadFigures,
   formatReport,
+  isCpuTarget,
   type LatencySummary,
   PROXIES,
   type ProxyName,
@@ -37,6 +45,7 @@ import { runSaturation, type SaturationRun } from './saturation.ts';
 import { measureTracing } from './tracing.ts';
 import { mean, nsToMs, percentile, roundMs } from './stats.ts';
 import { measureStatusPage } from './status-page.ts';
+import { measureWorkers } from './workers.ts';
 import {
   dnsGatewayEnvironment,
   gatewayEnvironment,
@@ -61,6 +70,10 @@ const DESCRIPTIONS: Record<TargetName, string> = {
   'gateway-dns': `the same gateway with UPSTREAM_DISCOVERY=dns, its services at http://${BENCH_HOST}:<upstream port>, which a dnsmasq on 127.0.0.1 resolves to 127.0.0.1`,
   'bare-node': 'node:http server + http.request with a keep-alive Agent (bare-node-proxy.ts)',
   fastify: '@fastify/http-proxy with its defaults (fastify-proxy.ts)',
+  nginx:
+    'nginx, one worker, proxy_pass to an upstream block with keepalive 64 (proxy_http_version 1.1, Connection ""), no access log (nginx.ts)',
+  haproxy:
+    'HAProxy, nbthread 1, one process (-db), keep-alive on both sides with http-reuse always, no log (haproxy.ts)',
 };
 
 function mapProxies<T>(figure: (proxy: ProxyName) => T): Record<ProxyName, T> {
@@ -153,18 +166,34 @@ function summarizeLatency(r: OpenLoopResult): LatencySummary {
   };
 }
 
-/** The fixed-rate runs, alternating the targets like `saturate`; samples pooled over rounds. */
+/**
+ * The fixed-rate runs, alternating the targets like `saturate`; samples pooled over rounds. The
+ * CPU of each proxy's process tree is read right before and right after its measured run.
+ */
 async function measureLatencies(
   urls: Record<TargetName, string>,
+  pids: Record<CpuTargetName, number>,
   options: BenchOptions,
-): Promise<Record<TargetName, LatencySummary>> {
+): Promise<{
+  latency: Record<TargetName, LatencySummary>;
+  cpu: Record<CpuTargetName, CpuRun[]>;
+}> {
   const runs = Object.fromEntries(TARGETS.map((t) => [t, [] as OpenLoopResult[]]));
+  const cpu = Object.fromEntries(CPU_TARGETS.map((t) => [t, [] as CpuRun[]])) as Record<
+    CpuTargetName,
+    CpuRun[]
+  >;
   for (let round = 1; round <= options.rounds; round++) {
     for (const target of TARGETS) {
       // A pause first, so the work the previous load left behind (GC, closing sockets) is done.
       await sleep(SETTLE_MS);
       await runOpenLoop(urls[target], HEADERS, options.rate, options.warmup);
+      const before = isCpuTarget(target) ? readTreeCpu(pids[target]) : undefined;
       const run = await runOpenLoop(urls[target], HEADERS, options.rate, options.latencyDuration);
+      if (isCpuTarget(target) && before) {
+        const used = cpuUsedSince(before, pids[target]);
+        cpu[target].push({ ...used, requests: run.ok + run.non2xx });
+      }
       runs[target].push(run);
       const p = (q: number) => nsToMs(percentile(run.latenciesNs, q));
       say(
@@ -172,9 +201,12 @@ async function measureLatencies(
       );
     }
   }
-  return Object.fromEntries(
-    TARGETS.map((t) => [t, summarizeLatency(mergeOpenLoop(runs[t]))]),
-  ) as Record<TargetName, LatencySummary>;
+  return {
+    latency: Object.fromEntries(
+      TARGETS.map((t) => [t, summarizeLatency(mergeOpenLoop(runs[t]))]),
+    ) as Record<TargetName, LatencySummary>,
+    cpu,
+  };
 }
 
 async function measureDownload(
@@ -254,6 +286,7 @@ async function statusPageFigures(
 async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchResults> {
   const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   const tlsTools = findTlsTools();
+  const anchors = { nginx: tlsTools.nginx, haproxy: haproxyVersion() };
   say('Starting the upstream, the gateway and the baselines on 127.0.0.1');
   const upstreamUrl = await startUpstream(group);
   const gatewayEnv = await gatewayEnvironment(upstreamUrl);
@@ -266,18 +299,26 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
   const dnsGatewayEnv = await dnsGatewayEnvironment(upstreamUrl, BENCH_HOST, dns.server);
   const dnsGatewayUrl = `http://127.0.0.1:${dnsGatewayEnv['SERVICE_PORT']}`;
   const dnsGateway = spawnGateway(group, dnsGatewayEnv);
-  const [bare, fastify] = await Promise.all([
+  const [bare, fastify, nginx, haproxy] = await Promise.all([
     startBaseline(group, 'bare node proxy', 'bare-node-proxy.ts', upstreamUrl),
     startBaseline(group, 'fastify proxy', 'fastify-proxy.ts', upstreamUrl),
+    startNginx(group, group.makeDir('nginx'), upstreamUrl),
+    startHaproxy(group, group.makeDir('haproxy'), upstreamUrl),
   ]);
   await waitForOk(dnsGateway, `${dnsGatewayUrl}/heartbeat`, START_TIMEOUT_MS);
   await checkDnsGateway(dnsGateway, dnsGatewayUrl);
+  // Neither C proxy says when it listens: poll the proxied path until it answers.
+  for (const anchor of [nginx, haproxy]) {
+    await waitForOk(anchor.service, `${anchor.url}${PATH}`, START_TIMEOUT_MS);
+  }
   const bases: Record<TargetName, string> = {
     direct: upstreamUrl,
     gateway: gatewayUrl,
     'gateway-dns': dnsGatewayUrl,
     'bare-node': bare.url,
     fastify: fastify.url,
+    nginx: nginx.url,
+    haproxy: haproxy.url,
   };
   const urls = Object.fromEntries(TARGETS.map((t) => [t, `${bases[t]}${PATH}`])) as Record<
     TargetName,
@@ -288,6 +329,13 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
     gateway: gateway.child.pid as number,
     'bare-node': bare.service.child.pid as number,
     fastify: fastify.service.child.pid as number,
+  };
+  // nginx's master is the process spawned, its worker a child of it: the CPU readings sum both.
+  const cpuPids: Record<CpuTargetName, number> = {
+    ...pids,
+    'gateway-dns': dnsGateway.child.pid as number,
+    nginx: nginx.service.child.pid as number,
+    haproxy: haproxy.service.child.pid as number,
   };
   await sleep(SETTLE_MS);
   const rssIdleBytes = mapProxies((p) => readRssBytes(pids[p]));
@@ -300,7 +348,7 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
   say(
     `Fixed rate: ${options.rate} req/s, ${options.rounds} round(s), ${options.latencyDuration} s per target`,
   );
-  const latency = await measureLatencies(urls, options);
+  const { latency, cpu } = await measureLatencies(urls, cpuPids, options);
 
   say(`Download: ${options.downloadBytes} bytes through each proxy`);
   const downloads = {} as Record<ProxyName, DownloadFigures>;
@@ -319,6 +367,8 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
   await Promise.all([
     group.stopOne(bare.service),
     group.stopOne(fastify.service),
+    group.stopOne(nginx.service),
+    group.stopOne(haproxy.service),
     group.stopOne(dnsGateway),
     group.stopOne(dns.service),
   ]);
@@ -358,15 +408,33 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
     },
     say,
   );
+  say(
+    `Workers: the gateway with GATEWAY_WORKERS=1 and =2 at saturation, ${options.rounds} round(s), ${options.duration} s each`,
+  );
+  const workers = await measureWorkers(
+    group,
+    upstreamUrl,
+    {
+      rounds: options.rounds,
+      seconds: options.duration,
+      warmup: options.warmup,
+      connections: options.connections,
+    },
+    say,
+  );
   const statusPage = await statusPageFigures(group, upstreamUrl, options);
 
   const rps = (t: TargetName): number => saturation[t].requestsPerSecond;
+  const cpuSummaries = Object.fromEntries(
+    CPU_TARGETS.map((t) => [t, summarizeCpu(cpu[t])]),
+  ) as Record<CpuTargetName, CpuSummary>;
   return {
     date,
     ...describeMachine(),
     node: process.version,
     options,
     targets: DESCRIPTIONS,
+    anchors,
     url: { path: PATH, headers: HEADERS },
     gatewayEnv,
     saturation,
@@ -374,8 +442,12 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
       'gateway/direct': rps('gateway') / rps('direct'),
       'gateway/bare-node': rps('gateway') / rps('bare-node'),
       'gateway/fastify': rps('gateway') / rps('fastify'),
+      'gateway/nginx': rps('gateway') / rps('nginx'),
+      'gateway/haproxy': rps('gateway') / rps('haproxy'),
       'bare-node/direct': rps('bare-node') / rps('direct'),
       'fastify/direct': rps('fastify') / rps('direct'),
+      'nginx/direct': rps('nginx') / rps('direct'),
+      'haproxy/direct': rps('haproxy') / rps('direct'),
     },
     fixedRate: {
       ratePerSecond: options.rate,
@@ -385,6 +457,14 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
       gatewayAddedMs: {
         p50: roundMs(latency.gateway.p50Ms - latency.direct.p50Ms),
         p99: roundMs(latency.gateway.p99Ms - latency.direct.p99Ms),
+      },
+      cpu: {
+        targets: cpuSummaries,
+        'gateway/bare-node':
+          cpuSummaries.gateway.microsPerRequest / cpuSummaries['bare-node'].microsPerRequest,
+        'gateway/bare-node, main thread':
+          cpuSummaries.gateway.mainThreadMicrosPerRequest /
+          cpuSummaries['bare-node'].mainThreadMicrosPerRequest,
       },
     },
     gateway: { readyMs },
@@ -413,6 +493,7 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
     tls,
     overload,
     tracing,
+    workers,
     statusPage,
   };
 }

@@ -16,6 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { makeCertificates } from './certificates.ts';
+import { processCpuMicros } from './cpu.ts';
 import { runH2load } from './h2load.ts';
 import { shapeOf, startGatewayOverTls, TLS_PROTOCOLS, type TlsProtocol } from './over-tls.ts';
 import { ProcessGroup, type ServiceProcess, waitForOk } from './processes.ts';
@@ -53,8 +54,6 @@ const ALL_TOTAL = 'all threads (/proc/<pid>/stat), total';
 const WARMUP_SECONDS = 2;
 /** Connections of the HTTP/1.1 load; the HTTP/2 one keeps as many requests in flight. */
 const CONNECTIONS = 50;
-/** Linux's USER_HZ, the unit of utime and stime in /proc/<pid>/stat. */
-const CLOCK_TICKS_PER_SECOND = 100;
 
 /** Who a frame's code belongs to: a package, the gateway's bundle, the baseline, or Node. */
 function ownerOf(frame: CallFrame): string | undefined {
@@ -112,16 +111,6 @@ function chargeSamples(
     totals.set(owner, (totals.get(owner) ?? 0) + delta);
   });
   return totals;
-}
-
-/**
- * User and system CPU of every thread of `pid` (Linux /proc), in microseconds: the profile
- * sees the main thread only, not the libuv pool writing the log or V8's GC helper threads.
- */
-function processCpuMicros(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return (ticks * 1e6) / CLOCK_TICKS_PER_SECOND;
 }
 
 /** Load for `seconds`, resolving with the requests it made; throws if any of them failed. */

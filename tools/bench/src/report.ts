@@ -1,3 +1,4 @@
+import type { CpuSummary } from './cpu.ts';
 import type { BenchOptions } from './options.ts';
 import {
   TLS_PROTOCOLS,
@@ -9,13 +10,37 @@ import {
 import type { OverloadFigures, OverloadPhase } from './overload.ts';
 import type { SaturationRun } from './saturation.ts';
 import type { TracingFigures } from './tracing.ts';
+import { WORKER_COUNTS, type WorkersFigures } from './workers.ts';
 
-// gateway-dns right after gateway: the pair compared runs back to back in every round.
-export const TARGETS = ['direct', 'gateway', 'gateway-dns', 'bare-node', 'fastify'] as const;
+// gateway-dns right after gateway: the pair compared runs back to back in every round. nginx and
+// HAProxy last: the C anchors, what a proxy costs when it is not written in JavaScript.
+export const TARGETS = [
+  'direct',
+  'gateway',
+  'gateway-dns',
+  'bare-node',
+  'fastify',
+  'nginx',
+  'haproxy',
+] as const;
 export type TargetName = (typeof TARGETS)[number];
 /** The targets that are proxies: their memory is measured side by side. */
 export const PROXIES = ['gateway', 'bare-node', 'fastify'] as const satisfies readonly TargetName[];
 export type ProxyName = (typeof PROXIES)[number];
+/** The targets whose processes' CPU is read around each fixed-rate run: every proxy. */
+export const CPU_TARGETS = [
+  'gateway',
+  'gateway-dns',
+  'bare-node',
+  'fastify',
+  'nginx',
+  'haproxy',
+] as const satisfies readonly TargetName[];
+export type CpuTargetName = (typeof CPU_TARGETS)[number];
+
+export function isCpuTarget(name: TargetName): name is CpuTargetName {
+  return (CPU_TARGETS as readonly TargetName[]).includes(name);
+}
 
 /** Saturation figures of one target: means over the rounds, counts summed. */
 export interface SaturationSummary {
@@ -62,6 +87,8 @@ export interface BenchResults {
   options: BenchOptions;
   /** What each target is. */
   targets: Record<TargetName, string>;
+  /** The versions of the C anchors. */
+  anchors: { nginx: string; haproxy: string };
   url: { path: string; headers: Record<string, string> };
   gatewayEnv: Record<string, string>;
   saturation: Record<TargetName, SaturationSummary>;
@@ -75,6 +102,16 @@ export interface BenchResults {
     durationSeconds: number;
     targets: Record<TargetName, LatencySummary>;
     gatewayAddedMs: { p50: number; p99: number };
+    /**
+     * CPU of each proxy's processes (nginx: master and worker) read before and after each
+     * measured run, per request answered in it; medians over the rounds.
+     */
+    cpu: {
+      targets: Record<CpuTargetName, CpuSummary>;
+      /** Ratios of the medians, from all threads' utime + stime and from the main threads. */
+      'gateway/bare-node': number;
+      'gateway/bare-node, main thread': number;
+    };
   };
   gateway: { readyMs: number };
   dnsDiscovery: DnsDiscoveryFigures;
@@ -92,6 +129,8 @@ export interface BenchResults {
   overload: OverloadFigures;
   /** The gateway with tracing off and on at 100% sampling, in turn. */
   tracing: TracingFigures;
+  /** The gateway with GATEWAY_WORKERS=1 and =2 at saturation, in turn. */
+  workers: WorkersFigures;
   /** The gateway at saturation with its status page closed and open. */
   statusPage: StatusPageFigures;
 }
@@ -135,6 +174,41 @@ export function formatStatusPage(p: StatusPageFigures): string {
   ].join('\n');
 }
 
+/** The workers phase's lines of the report, with what they can show on this machine. */
+export function formatWorkers(w: WorkersFigures): string {
+  const rows = WORKER_COUNTS.map((workers) => {
+    const s = w.runs[workers];
+    return [
+      `GATEWAY_WORKERS=${workers}`,
+      integer.format(s.requestsPerSecond),
+      `${integer.format(s.minRequestsPerSecond)}–${integer.format(s.maxRequestsPerSecond)}`,
+      twoDecimals.format(s.p99Ms),
+      String(s.errors),
+      String(s.non2xx),
+      `${oneDecimal.format(s.cpu.microsPerRequest)} ±${oneDecimal.format(s.cpu.tickErrorMicrosPerRequest)}`,
+      String(s.cpu.processes),
+    ];
+  });
+  return [
+    `Workers: autocannon -c ${w.connections} -d ${w.durationSeconds} on the gateway with GATEWAY_WORKERS=1 and =2 (otherwise the gateway above), ${w.rounds} round(s), which goes first alternating; means over rounds, CPU medians`,
+    table([
+      [
+        'gateway',
+        'req/s',
+        'min–max req/s',
+        'p99 ms',
+        'errors',
+        'non-2xx',
+        'CPU µs/req',
+        'processes',
+      ],
+      ...rows,
+    ]),
+    `GATEWAY_WORKERS=2/1: req/s ${twoDecimals.format(w['2/1'])} · CPU per request ${twoDecimals.format(w['cpu 2/1'])} (utime + stime of every thread of the primary and its workers over the measured run ÷ the requests answered)`,
+    `What this can show: on ${w.cores} core(s) shared by the load generator (this process), the demo upstream and the gateway, a second worker can only use the CPU the other two leave idle. The req/s ratio is what a second worker gains or loses here, where the three compete, not how the gateway scales on cores of its own (that needs the load from another machine); the CPU ratio compares what a request cost, the primary's share included, and also moves with how many requests each event loop handles a turn, fewer when two loops split the load.`,
+  ].join('\n');
+}
+
 export interface DownloadFigures {
   bytes: number;
   seconds: number;
@@ -145,6 +219,10 @@ export interface DownloadFigures {
 }
 
 const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+const oneDecimal = new Intl.NumberFormat('en-US', {
+  minimumFractionDigits: 1,
+  maximumFractionDigits: 1,
+});
 const twoDecimals = new Intl.NumberFormat('en-US', {
   minimumFractionDigits: 2,
   maximumFractionDigits: 2,
@@ -198,9 +276,12 @@ export function formatReport(r: BenchResults): string {
       'errors',
       'unfinished',
       'send lag p99 ms',
+      'CPU µs/req',
+      'main thread µs/req',
     ],
     ...TARGETS.map((name) => {
       const l = r.fixedRate.targets[name];
+      const c = isCpuTarget(name) ? r.fixedRate.cpu.targets[name] : undefined;
       return [
         name,
         twoDecimals.format(l.p50Ms),
@@ -212,9 +293,17 @@ export function formatReport(r: BenchResults): string {
         String(l.errors),
         String(l.unfinished),
         twoDecimals.format(l.sendLagP99Ms),
+        c
+          ? `${oneDecimal.format(c.microsPerRequest)} ±${oneDecimal.format(c.tickErrorMicrosPerRequest)}`
+          : '–',
+        c ? oneDecimal.format(c.mainThreadMicrosPerRequest) : '–',
       ];
     }),
   ]);
+  const cpu = r.fixedRate.cpu;
+  const trees = CPU_TARGETS.filter((t) => cpu.targets[t].processes > 1)
+    .map((t) => `${t} ${cpu.targets[t].processes}`)
+    .join(', ');
   const { gatewayAddedMs: added } = r.fixedRate;
   const ms = (n: number): string => `${signed(n, twoDecimals.format(Math.abs(n)))} ms`;
   const dns = r.dnsDiscovery;
@@ -353,13 +442,15 @@ export function formatReport(r: BenchResults): string {
       .map(([k, v]) => `${k}: ${v}`)
       .join(', ')}`,
     '',
-    `Saturation: autocannon -c ${o.connections} -d ${o.duration}, ${o.rounds} round(s) of ${TARGETS.join(', ')}, ${o.warmup} s warm-up before each; means over rounds`,
+    `Saturation: autocannon -c ${o.connections} -d ${o.duration}, ${o.rounds} round(s) of ${TARGETS.join(', ')}, ${o.warmup} s warm-up before each; means over rounds; anchors ${r.anchors.nginx} (one worker), ${r.anchors.haproxy} (nbthread 1)`,
     saturation,
     `req/s ratios: ${ratios}`,
     '',
     `Fixed rate: ${integer.format(r.fixedRate.ratePerSecond)} req/s open loop, ${r.fixedRate.rounds} round(s) of ${r.fixedRate.durationSeconds} s per target, ${o.warmup} s warm-up before each; latency from each request's scheduled start, pooled over rounds`,
     fixed,
     `gateway added latency (gateway − direct): p50 ${signed(added.p50, twoDecimals.format(Math.abs(added.p50)))} ms, p99 ${signed(added.p99, twoDecimals.format(Math.abs(added.p99)))} ms`,
+    `CPU µs/req: the proxy's utime + stime over every thread (/proc/<pid>/stat, 10 ms ticks; ± the truncation to ticks) over the measured run ÷ the requests it answered, median over rounds; main thread µs/req: each process's main thread alone (/proc/<pid>/schedstat, ns). Summed over a process and its children${trees ? ` (processes: ${trees})` : ''}. The demo upstream's and the load generator's CPU are in neither.`,
+    `CPU ratios: gateway/bare-node ${twoDecimals.format(cpu['gateway/bare-node'])} (all threads) · ${twoDecimals.format(cpu['gateway/bare-node, main thread'])} (main thread)`,
     '',
     `DNS discovery: gateway-dns is the gateway with ${dnsSetting}, resolved by ${dns.dnsmasq} on 127.0.0.1; from the saturation and fixed-rate runs above`,
     discovery,
@@ -389,6 +480,8 @@ export function formatReport(r: BenchResults): string {
       .join(' ')}`,
     tracing,
     `tracing on/off req/s ${twoDecimals.format(tr['on/off'])} (goal ≥ 0.9) · ${integer.format(tr.exports)} exports, ${mib(tr.exportedBytes)} received · ${integer.format(tr.spansDropped)} spans dropped`,
+    '',
+    formatWorkers(r.workers),
     '',
     formatStatusPage(r.statusPage),
   ].join('\n');

@@ -3,6 +3,8 @@ import autocannon from 'autocannon';
 /** One autocannon run against one target. Latencies in milliseconds, as autocannon gives them. */
 export interface SaturationRun {
   requestsPerSecond: number;
+  /** Requests answered in the run, whatever their status. */
+  requests: number;
   p50Ms: number;
   p97_5Ms: number;
   p99Ms: number;
@@ -21,6 +23,7 @@ export async function runSaturation(
   const result = await autocannon({ url, headers, connections, duration: durationSeconds });
   return {
     requestsPerSecond: result.requests.mean,
+    requests: result.requests.total,
     p50Ms: result.latency.p50,
     p97_5Ms: result.latency.p97_5,
     p99Ms: result.latency.p99,

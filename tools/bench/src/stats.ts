@@ -18,3 +18,10 @@ export function roundMs(ms: number): number {
 export function nsToMs(ns: number): number {
   return roundMs(ns / 1e6);
 }
+
+/** The middle value of `values` (the mean of the middle two when their number is even). */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
