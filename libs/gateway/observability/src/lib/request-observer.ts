@@ -88,7 +88,8 @@ export class RequestObserver {
     if (this.accessLog || this.metricsOn || this.tracing) {
       const url = req.url ?? '';
       if (this.metricsOn) this.metrics.inFlight.inc();
-      res.once('close', () => this.finish(req, res, record, url));
+      // `on`, not `once`: a response closes once, and `once` wraps every listener anew.
+      res.on('close', () => this.finish(req, res, record, url));
     }
     return record;
   }
@@ -111,10 +112,11 @@ export class RequestObserver {
       const method = methodLabel(req.method);
       const cls = statusClass(status);
       m.inFlight.dec();
-      m.requests.labels(route, method, cls).inc();
-      m.requestDuration.labels(route, method, cls).observe(durationMs / 1000);
+      const series = m.requestSeriesOf(route, method, cls);
+      series.requests.inc();
+      series.duration.observe(durationMs / 1000);
       if (ttfbMs !== undefined && record.service)
-        m.upstreamDuration.labels(record.service).observe(ttfbMs / 1000);
+        m.upstreamDurationOf(record.service).observe(ttfbMs / 1000);
       if (record.upstreamFailure && record.service) {
         m.upstreamErrors.labels(record.service, record.upstreamFailure).inc();
         this.failureListener?.({

@@ -59,12 +59,12 @@ export type FailureMode = 'route' | 'health';
 
 /** What the pipeline decides once, at boot, for every exchange. */
 export interface ExchangeHooks {
-  /** The pipeline's header policies on an upstream's response headers, before they are copied. */
+  /** The pipeline's header policies on an upstream's response headers: the client's copy. */
   readonly onUpstreamHeaders: (
     headers: IncomingHttpHeaders,
     res: ServerResponse,
     requestId: string,
-  ) => void;
+  ) => IncomingHttpHeaders;
   /** Add `Server-Timing: gw, upstream, total` to proxied responses. */
   readonly serverTiming: boolean;
   /** Tries the request on another instance after a failure; true when it did. */
@@ -141,7 +141,8 @@ export function openExchange(init: ExchangeInit, hooks: ExchangeHooks): Exchange
   };
   if (!hasBody(init.req)) requestSent(exchange);
   (init.req as Tagged)[EXCHANGE] = exchange;
-  init.target.once('close', () => onTargetClose(exchange));
+  // `on`, not `once`: the target closes once, and `once` wraps every listener anew.
+  init.target.on('close', () => onTargetClose(exchange));
   return exchange;
 }
 
@@ -326,17 +327,17 @@ export function bodyIdleError(): Error {
 
 /**
  * The upstream's response head arrived: the timers stop, the instance's outcome is counted,
- * and the headers get `Server-Timing` and the gateway's policies, in place. Returns false when
- * the gateway has answered already, so the head goes nowhere.
+ * and the headers get `Server-Timing` and the gateway's policies. Returns the headers for the
+ * client, or undefined when the gateway has answered already, so the head goes nowhere.
  */
 export function acceptResponseHead(
   exchange: Exchange,
   statusCode: number,
   headers: IncomingHttpHeaders,
   res: ServerResponse,
-): boolean {
+): IncomingHttpHeaders | undefined {
   settle(exchange);
-  if (exchange.answered) return false;
+  if (exchange.answered) return undefined;
   exchange.responded = true;
   reportOutcome(exchange, statusCode < 500);
   const record = exchange.record;
@@ -350,8 +351,7 @@ export function acceptResponseHead(
       headers['server-timing'] = theirs ? `${theirs}, ${own}` : own;
     }
   }
-  exchange.hooks.onUpstreamHeaders(headers, res, exchange.requestId);
-  return true;
+  return exchange.hooks.onUpstreamHeaders(headers, res, exchange.requestId);
 }
 
 /**
