@@ -39,7 +39,7 @@ import {
   type UpstreamFailure,
 } from '@helix/gateway-upstream';
 import { GatewayLifecycle } from './gateway-lifecycle';
-import { applyRequestHeaderPolicy, applyResponseHeaderPolicy } from './header-policy';
+import { clientResponseHeaders, forwardedRequestHeaders, replaceHeaders } from './header-policy';
 import { isRejectedTarget, normalizeRequestTarget } from './request-target';
 import { UpstreamRegistry } from './upstream-registry';
 
@@ -104,8 +104,9 @@ export class GatewayPipeline {
     metrics.observeUpstreamInFlight(() => registry.all());
     this.hooks = {
       onUpstreamHeaders: (headers, res, requestId) => {
-        applyResponseHeaderPolicy(headers, clientConnection(res), requestId);
-        edge.onUpstreamHeaders(headers, res);
+        const answer = clientResponseHeaders(headers, clientConnection(res), requestId);
+        edge.onUpstreamHeaders(answer, res);
+        return answer;
       },
       serverTiming: config.SERVER_TIMING,
       retry: this.retry.bind(this),
@@ -337,8 +338,7 @@ export class GatewayPipeline {
     instance: ExchangeEndpoint,
     upgrade: boolean,
   ): void {
-    if (isHttp2(req)) pinRequestLine(req);
-    applyRequestHeaderPolicy(
+    const headers = forwardedRequestHeaders(
       req.headers,
       {
         clientIp: req.socket.remoteAddress,
@@ -349,6 +349,13 @@ export class GatewayPipeline {
       },
       upgrade,
     );
+    // The engines, the tracer and a retry read and write the request's own header object.
+    if (isHttp2(req)) {
+      pinRequestLine(req);
+      replaceHeaders(req.headers, headers);
+    } else {
+      req.headers = headers;
+    }
   }
 
   /**

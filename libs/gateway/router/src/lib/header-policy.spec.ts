@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { applyRequestHeaderPolicy, applyResponseHeaderPolicy } from './header-policy';
+import { clientResponseHeaders, forwardedRequestHeaders, replaceHeaders } from './header-policy';
 
 const forwarded = {
   clientIp: '203.0.113.7',
@@ -9,9 +9,9 @@ const forwarded = {
   upstreamHost: 'auth-service:3001',
 };
 
-describe('applyRequestHeaderPolicy', () => {
+describe('forwardedRequestHeaders', () => {
   it('drops hop-by-hop fields and those named in Connection, and adds the forwarding fields', () => {
-    const headers: IncomingHttpHeaders = {
+    let headers: IncomingHttpHeaders = {
       host: 'gateway.example.com',
       connection: 'keep-alive, X-Secret, x-other',
       'keep-alive': 'timeout=5',
@@ -27,7 +27,7 @@ describe('applyRequestHeaderPolicy', () => {
       authorization: 'Bearer t',
       'content-length': '5',
     };
-    applyRequestHeaderPolicy(headers, forwarded, false);
+    headers = forwardedRequestHeaders(headers, forwarded, false);
     expect(headers).toEqual({
       host: 'auth-service:3001',
       trailer: 'x-checksum',
@@ -43,7 +43,7 @@ describe('applyRequestHeaderPolicy', () => {
   });
 
   it('appends to X-Forwarded-For and Via, and replaces client-sent proto and host', () => {
-    const headers: IncomingHttpHeaders = {
+    let headers: IncomingHttpHeaders = {
       host: 'gw:3000',
       'x-forwarded-for': '198.51.100.1, 10.0.0.1',
       'x-forwarded-proto': 'https',
@@ -51,7 +51,7 @@ describe('applyRequestHeaderPolicy', () => {
       via: '1.0 cdn',
       'x-request-id': 'client-chosen',
     };
-    applyRequestHeaderPolicy(headers, forwarded, false);
+    headers = forwardedRequestHeaders(headers, forwarded, false);
     expect(headers).toEqual({
       host: 'auth-service:3001',
       'x-forwarded-for': '198.51.100.1, 10.0.0.1, 203.0.113.7',
@@ -63,19 +63,19 @@ describe('applyRequestHeaderPolicy', () => {
   });
 
   it('drops a client X-Forwarded-Host when the request has no Host', () => {
-    const headers: IncomingHttpHeaders = { 'x-forwarded-host': 'evil.example' };
-    applyRequestHeaderPolicy(headers, { ...forwarded, httpVersion: '1.0' }, false);
+    let headers: IncomingHttpHeaders = { 'x-forwarded-host': 'evil.example' };
+    headers = forwardedRequestHeaders(headers, { ...forwarded, httpVersion: '1.0' }, false);
     expect(headers['x-forwarded-host']).toBeUndefined();
     expect(headers.via).toBe('1.0 helix-gateway');
   });
 
   it('cannot be told by Connection to strip framing or what the gateway adds (attack: connection-header stripping)', () => {
-    const headers: IncomingHttpHeaders = {
+    let headers: IncomingHttpHeaders = {
       host: 'gw',
       connection: 'content-length, x-forwarded-for, x-request-id, via, host, x-forwarded-host',
       'content-length': '3',
     };
-    applyRequestHeaderPolicy(headers, forwarded, false);
+    headers = forwardedRequestHeaders(headers, forwarded, false);
     expect(headers).toEqual({
       host: 'auth-service:3001',
       'content-length': '3',
@@ -88,19 +88,19 @@ describe('applyRequestHeaderPolicy', () => {
   });
 
   it('keeps a chunked body chunked, whatever codings the client listed', () => {
-    const headers: IncomingHttpHeaders = { host: 'gw', 'transfer-encoding': 'gzip, chunked' };
-    applyRequestHeaderPolicy(headers, forwarded, false);
+    let headers: IncomingHttpHeaders = { host: 'gw', 'transfer-encoding': 'gzip, chunked' };
+    headers = forwardedRequestHeaders(headers, forwarded, false);
     expect(headers['transfer-encoding']).toBe('chunked');
   });
 
   it('keeps the upgrade handshake for a WebSocket', () => {
-    const headers: IncomingHttpHeaders = {
+    let headers: IncomingHttpHeaders = {
       host: 'gw',
       connection: 'Upgrade',
       upgrade: 'websocket',
       'sec-websocket-key': 'k',
     };
-    applyRequestHeaderPolicy(headers, forwarded, true);
+    headers = forwardedRequestHeaders(headers, forwarded, true);
     expect(headers).toMatchObject({
       connection: 'upgrade',
       upgrade: 'websocket',
@@ -109,9 +109,9 @@ describe('applyRequestHeaderPolicy', () => {
   });
 });
 
-describe('applyRequestHeaderPolicy over HTTP/2', () => {
+describe('forwardedRequestHeaders over HTTP/2', () => {
   it('turns :authority into X-Forwarded-Host, drops every pseudo-header and says https', () => {
-    const headers: IncomingHttpHeaders = {
+    let headers: IncomingHttpHeaders = {
       ':method': 'POST',
       ':path': '/api/auth/login',
       ':scheme': 'https',
@@ -119,7 +119,11 @@ describe('applyRequestHeaderPolicy over HTTP/2', () => {
       'content-type': 'application/json',
       te: 'trailers',
     };
-    applyRequestHeaderPolicy(headers, { ...forwarded, httpVersion: '2.0', encrypted: true }, false);
+    headers = forwardedRequestHeaders(
+      headers,
+      { ...forwarded, httpVersion: '2.0', encrypted: true },
+      false,
+    );
     expect(headers).toEqual({
       host: 'auth-service:3001',
       'content-type': 'application/json',
@@ -132,9 +136,9 @@ describe('applyRequestHeaderPolicy over HTTP/2', () => {
   });
 });
 
-describe('applyResponseHeaderPolicy', () => {
+describe('clientResponseHeaders', () => {
   it("replaces the upstream's connection fields with the client's and adds Via and the request id", () => {
-    const headers: IncomingHttpHeaders = {
+    let headers: IncomingHttpHeaders = {
       'content-type': 'application/json',
       connection: 'close, x-upstream-secret',
       'keep-alive': 'timeout=5',
@@ -142,19 +146,19 @@ describe('applyResponseHeaderPolicy', () => {
       'transfer-encoding': 'chunked',
       'x-request-id': 'something-else',
     };
-    applyResponseHeaderPolicy(headers, 'keep-alive', 'req-1');
+    headers = clientResponseHeaders(headers, 'keep-alive', 'req-1');
     expect(headers).toEqual({
       'content-type': 'application/json',
       connection: 'keep-alive',
       via: '1.1 helix-gateway',
       'x-request-id': 'req-1',
     });
-    applyResponseHeaderPolicy(headers, 'close', 'req-1');
+    headers = clientResponseHeaders(headers, 'close', 'req-1');
     expect(headers.connection).toBe('close');
   });
 
   it('sends no connection-specific field at all to an HTTP/2 client', () => {
-    const headers: IncomingHttpHeaders = {
+    let headers: IncomingHttpHeaders = {
       'content-type': 'text/plain',
       connection: 'keep-alive',
       'keep-alive': 'timeout=5',
@@ -162,11 +166,33 @@ describe('applyResponseHeaderPolicy', () => {
       'transfer-encoding': 'chunked',
       upgrade: 'h2c',
     };
-    applyResponseHeaderPolicy(headers, undefined, 'req-2');
+    headers = clientResponseHeaders(headers, undefined, 'req-2');
     expect(headers).toEqual({
       'content-type': 'text/plain',
       via: '1.1 helix-gateway',
       'x-request-id': 'req-2',
     });
+  });
+});
+
+describe('the header policies copy, never delete in place', () => {
+  it('leaves the client’s header object as it came, for the access log and compression', () => {
+    const headers: IncomingHttpHeaders = {
+      host: 'gw',
+      connection: 'keep-alive, x-hop',
+      'x-hop': '1',
+      'user-agent': 'curl/8',
+    };
+    const before = { ...headers };
+    const out = forwardedRequestHeaders(headers, forwarded, false);
+    expect(headers).toEqual(before);
+    expect(out).not.toHaveProperty('x-hop');
+    expect(out['user-agent']).toBe('curl/8');
+  });
+
+  it('replaceHeaders makes an object hold exactly another’s fields (an HTTP/2 request’s)', () => {
+    const target: IncomingHttpHeaders = { ':path': '/x', te: 'trailers', accept: 'a' };
+    replaceHeaders(target, { accept: 'b', host: 'h' });
+    expect(target).toEqual({ accept: 'b', host: 'h' });
   });
 });

@@ -86,8 +86,10 @@ const exchangePlugin: Plugin = (proxyServer) => {
   proxyServer.on('proxyRes', (proxyRes, req, res) => {
     const exchange = exchangeOf(req);
     if (!exchange) return;
-    const { headers } = proxyRes;
-    if (!acceptResponseHead(exchange, proxyRes.statusCode ?? 502, headers, res)) return;
+    const headers = acceptResponseHead(exchange, proxyRes.statusCode ?? 502, proxyRes.headers, res);
+    if (!headers) return;
+    // http-proxy copies the response's headers to the client after this event.
+    proxyRes.headers = headers;
     if (idleLimited(exchange, headers)) {
       proxyRes.setTimeout(exchange.idleTimeoutMs, () => proxyRes.destroy(bodyIdleError()));
     }

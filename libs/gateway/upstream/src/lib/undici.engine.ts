@@ -105,8 +105,8 @@ class UndiciDispatch implements Dispatcher.DispatchHandler, EngineTry {
   ): boolean {
     if (this.cancelled) return false;
     const { exchange, res } = this;
-    const headers = headersFromRaw(rawHeaders);
-    if (!acceptResponseHead(exchange, statusCode, headers, res)) return false;
+    const headers = acceptResponseHead(exchange, statusCode, headersFromRaw(rawHeaders), res);
+    if (!headers) return false;
     this.bodiless = statusCode === 204 || statusCode === 304 || exchange.req.method === 'HEAD';
     if (idleLimited(exchange, headers)) {
       this.idleTimer = setTimeout(() => this.onBodyIdle(), exchange.idleTimeoutMs);
