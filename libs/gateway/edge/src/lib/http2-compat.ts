@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { type Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 
 /*
@@ -37,14 +37,20 @@ export function hasBody(req: IncomingMessage): boolean {
 }
 
 /**
- * Pins the request line on an HTTP/2 request as plain fields. The compatibility request reads
- * `method` and `url` from its header object's `:method` and `:path`, and the header policy
- * removes the pseudo-headers from that object before it goes upstream.
+ * Gives the request the header object it goes upstream with. An HTTP/2 compatibility request
+ * has no `headers` setter, and reads `method` and `url` from its header object's `:method`
+ * and `:path`, which the upstream's headers lack: its request line is pinned as plain fields
+ * first, and the header object set as one too.
  */
-export function pinRequestLine(req: IncomingMessage): void {
+export function setRequestHeaders(req: IncomingMessage, headers: IncomingHttpHeaders): void {
+  if (!isHttp2(req)) {
+    req.headers = headers;
+    return;
+  }
   const { method, url } = req;
   Object.defineProperty(req, 'method', { value: method, writable: true, enumerable: true });
   Object.defineProperty(req, 'url', { value: url, writable: true, enumerable: true });
+  Object.defineProperty(req, 'headers', { value: headers, writable: true, enumerable: true });
 }
 
 /** The client connection's own `Connection` field for an answer, none over HTTP/2. */

@@ -14,10 +14,10 @@ import {
   hasBody,
   isHttp2,
   OverloadMonitor,
-  pinRequestLine,
   rejectOversizedBody,
   resolveRequestId,
   sendError,
+  setRequestHeaders,
   writeSocketError,
 } from '@helix/gateway-edge';
 import {
@@ -39,7 +39,7 @@ import {
   type UpstreamFailure,
 } from '@helix/gateway-upstream';
 import { GatewayLifecycle } from './gateway-lifecycle';
-import { clientResponseHeaders, forwardedRequestHeaders, replaceHeaders } from './header-policy';
+import { clientResponseHeaders, forwardedRequestHeaders } from './header-policy';
 import { isRejectedTarget, normalizeRequestTarget } from './request-target';
 import { UpstreamRegistry } from './upstream-registry';
 
@@ -350,12 +350,7 @@ export class GatewayPipeline {
       upgrade,
     );
     // The engines, the tracer and a retry read and write the request's own header object.
-    if (isHttp2(req)) {
-      pinRequestLine(req);
-      replaceHeaders(req.headers, headers);
-    } else {
-      req.headers = headers;
-    }
+    setRequestHeaders(req, headers);
   }
 
   /**

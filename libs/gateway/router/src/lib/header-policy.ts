@@ -139,14 +139,3 @@ export function clientResponseHeaders(
   out['x-request-id'] = requestId;
   return out;
 }
-
-/**
- * Makes `target` hold exactly the fields of `source`, in place: for a request whose header
- * object cannot be replaced (Node's HTTP/2 compatibility request has no `headers` setter).
- */
-export function replaceHeaders(target: IncomingHttpHeaders, source: IncomingHttpHeaders): void {
-  for (const name in target) {
-    if (!(name in source)) delete target[name];
-  }
-  Object.assign(target, source);
-}
