@@ -1,7 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { parseEnv } from 'node:util';
-import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { envSchema, type GatewayEnv, KNOWN_SERVICES, type KnownService } from './env.schema';
 import { type GatewayRoute, type RouteEntry, routeFileSchema } from './route.schema';
@@ -66,7 +65,10 @@ function readRouteDocument(file: string): unknown {
     );
   }
   try {
-    return extname(file).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text);
+    if (extname(file).toLowerCase() === '.json') return JSON.parse(text);
+    // Required here, not imported: a gateway without a route file need not load the parser.
+    const yaml = require('yaml') as typeof import('yaml');
+    return yaml.parse(text);
   } catch (err) {
     throw new ConfigError(
       `Invalid configuration: GATEWAY_ROUTES_FILE=${file} is not valid ${extname(file) === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`,

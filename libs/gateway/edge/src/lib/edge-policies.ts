@@ -16,7 +16,6 @@ import { CorsPolicy } from './cors.policy';
 import { sendError } from './error-response';
 import { GcraRedisStorage } from './gcra-redis.storage';
 import { RateLimiter } from './rate-limiter';
-import { connectRedis } from './redis-connection';
 import { computeSecurityHeaders } from './security-headers';
 
 type Middleware = (req: IncomingMessage, res: ServerResponse, next: () => void) => void;
@@ -84,6 +83,9 @@ export class EdgePolicies implements OnModuleInit, OnModuleDestroy {
     observer.useClientIpResolver(this.clientIp);
 
     if (config.REDIS_URL || config.REDIS_SENTINELS) {
+      // Required here, not imported: ioredis and its dependencies are about 20 MiB of RSS that a
+      // gateway counting its limits locally should not carry (esbuild keeps the module lazy).
+      const { connectRedis } = require('./redis-connection') as typeof import('./redis-connection');
       this.redis = connectRedis(config);
       // Connection errors surface through the limiter's state changes; ioredis reconnects itself.
       this.redis.on('error', noop);
