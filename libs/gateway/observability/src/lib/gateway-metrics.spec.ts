@@ -1,4 +1,16 @@
-import { GatewayMetrics } from './gateway-metrics';
+import { GatewayMetrics, statusClass } from './gateway-metrics';
+
+describe('statusClass', () => {
+  it.each([
+    [100, '1xx'],
+    [204, '2xx'],
+    [399, '3xx'],
+    [404, '4xx'],
+    [599, '5xx'],
+    [99, 'other'],
+    [600, 'other'],
+  ])('%i → %s', (status, label) => expect(statusClass(status)).toBe(label));
+});
 
 describe('GatewayMetrics bound series', () => {
   it('counts and times each label set in its own series, bound once', async () => {

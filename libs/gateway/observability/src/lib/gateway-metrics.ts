@@ -16,8 +16,10 @@ export function methodLabel(method: string | undefined): string {
   return method !== undefined && KNOWN_METHODS.has(method) ? method : 'OTHER';
 }
 
+const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'];
+
 export function statusClass(status: number): string {
-  return status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : 'other';
+  return status >= 100 && status < 600 ? STATUS_CLASSES[Math.floor(status / 100) - 1] : 'other';
 }
 
 /** The request counter and duration histogram of one route, method and status class. */
