@@ -31,4 +31,9 @@ describe('headersFromRaw', () => {
     expect(headersFromRaw([Buffer.from([0x78]), Buffer.from([0xe9])])).toEqual({ x: 'é' });
     expect(headersFromRaw(['X-Name', 'value'])).toEqual({ 'x-name': 'value' });
   });
+
+  it('takes a field named like an Object property as any other (SECURITY: no inherited value leaks)', () => {
+    const headers = headersFromRaw(raw('Constructor', 'x', 'toString', 'y', 'valueOf', 'z'));
+    expect(headers).toEqual({ constructor: 'x', tostring: 'y', valueof: 'z' });
+  });
 });

@@ -37,7 +37,8 @@ export function headersFromRaw(raw: readonly (Buffer | string)[]): IncomingHttpH
   for (let i = 0; i < raw.length; i += 2) {
     const name = latin1(raw[i]).toLowerCase();
     const value = latin1(raw[i + 1]);
-    const seen = headers[name];
+    // SECURITY: own fields only; a field named `constructor` or `toString` is not one seen yet.
+    const seen = Object.hasOwn(headers, name) ? headers[name] : undefined;
     if (seen === undefined) {
       headers[name] = name === 'set-cookie' ? [value] : value;
     } else if (Array.isArray(seen)) {
