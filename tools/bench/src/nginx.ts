@@ -53,7 +53,7 @@ http {
   scgi_temp_path ${dir}/scgi;
   upstream demo {
     server 127.0.0.1:${upstreamPort};
-    keepalive 64;
+    keepalive 128;
   }
   server {
 ${listen}
