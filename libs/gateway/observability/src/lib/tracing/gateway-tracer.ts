@@ -158,6 +158,9 @@ export class GatewayTracer implements OnApplicationShutdown {
           [ATTR_SERVER_PORT]: port,
           [ATTR_HTTP_REQUEST_RESEND_COUNT]: tries > 1 ? tries - 1 : undefined,
         },
+        // On the monotonic clock, as its SERVER span: the SDK's own clock is Date.now() (whole
+        // milliseconds) plus an offset, and a try could seem to end after its request did.
+        startTime: performance.now(),
       },
       parent,
     );
@@ -210,7 +213,7 @@ export function failUpstreamTry(record: RequestRecord, failure: string): void {
   record.upstreamSpan = undefined;
   span.setAttribute(ATTR_ERROR_TYPE, failure);
   span.setStatus({ code: SpanStatusCode.ERROR, message: failure });
-  span.end();
+  span.end(performance.now());
 }
 
 /**
@@ -219,7 +222,8 @@ export function failUpstreamTry(record: RequestRecord, failure: string): void {
  * error, a 4xx is not (semantic conventions for SERVER spans).
  */
 export function endServerSpan(record: RequestRecord, status: number, clientIp: string): void {
-  record.upstreamSpan?.end();
+  const now = performance.now();
+  record.upstreamSpan?.end(now);
   record.upstreamSpan = undefined;
   const span = record.span as Span;
   span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
@@ -230,5 +234,5 @@ export function endServerSpan(record: RequestRecord, status: number, clientIp: s
   }
   // On the monotonic clock, as it started: without an end time, the SDK would end a span given
   // its start time at Date.now(), whole milliseconds, before the end of its own last try.
-  span.end(performance.now());
+  span.end(now);
 }
