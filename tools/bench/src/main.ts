@@ -80,6 +80,21 @@ function mapProxies<T>(figure: (proxy: ProxyName) => T): Record<ProxyName, T> {
   return Object.fromEntries(PROXIES.map((p) => [p, figure(p)])) as Record<ProxyName, T>;
 }
 
+/** What every saturating phase (TLS, tracing, workers, status page) takes of the options. */
+function saturationPhase(options: BenchOptions): {
+  rounds: number;
+  seconds: number;
+  warmup: number;
+  connections: number;
+} {
+  return {
+    rounds: options.rounds,
+    seconds: options.duration,
+    warmup: options.warmup,
+    connections: options.connections,
+  };
+}
+
 function say(line: string): void {
   process.stdout.write(`${line}\n`);
 }
@@ -257,17 +272,7 @@ async function statusPageFigures(
   say(
     `Status page: the gateway at saturation, its page closed and open, ${options.rounds} round(s), ${options.duration} s per run`,
   );
-  const rounds = await measureStatusPage(
-    group,
-    upstreamUrl,
-    {
-      rounds: options.rounds,
-      seconds: options.duration,
-      warmup: options.warmup,
-      connections: options.connections,
-    },
-    say,
-  );
+  const rounds = await measureStatusPage(group, upstreamUrl, saturationPhase(options), say);
   const closed = summarizeSaturation(rounds.closed);
   const open = summarizeSaturation(rounds.open);
   return {
@@ -376,18 +381,7 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
   say(
     `TLS: the gateway and nginx, h2load over HTTP/2 and HTTP/1.1, ${options.rounds} round(s), ${options.duration} s per run`,
   );
-  const tls = await measureOverTls(
-    group,
-    upstreamUrl,
-    {
-      rounds: options.rounds,
-      seconds: options.duration,
-      warmup: options.warmup,
-      connections: options.connections,
-    },
-    tlsTools,
-    say,
-  );
+  const tls = await measureOverTls(group, upstreamUrl, saturationPhase(options), tlsTools, say);
   say('Overload: the gateway at half and twice its capacity, traffic controls on and off');
   const overload = await measureOverload(
     group,
@@ -397,31 +391,11 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
   say(
     `Tracing: the gateway with tracing off and on (100% sampled, OTLP to a discarding receiver), ${options.rounds} round(s), ${options.duration} s each`,
   );
-  const tracing = await measureTracing(
-    group,
-    upstreamUrl,
-    {
-      rounds: options.rounds,
-      seconds: options.duration,
-      warmup: options.warmup,
-      connections: options.connections,
-    },
-    say,
-  );
+  const tracing = await measureTracing(group, upstreamUrl, saturationPhase(options), say);
   say(
     `Workers: the gateway with GATEWAY_WORKERS=1 and =2 at saturation, ${options.rounds} round(s), ${options.duration} s each`,
   );
-  const workers = await measureWorkers(
-    group,
-    upstreamUrl,
-    {
-      rounds: options.rounds,
-      seconds: options.duration,
-      warmup: options.warmup,
-      connections: options.connections,
-    },
-    say,
-  );
+  const workers = await measureWorkers(group, upstreamUrl, saturationPhase(options), say);
   const statusPage = await statusPageFigures(group, upstreamUrl, options);
 
   const rps = (t: TargetName): number => saturation[t].requestsPerSecond;
