@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import {
   defaultTextMapGetter,
+  type HrTime,
   ROOT_CONTEXT,
   type Span,
   type SpanContext,
@@ -115,7 +116,7 @@ export class GatewayTracer implements OnApplicationShutdown {
       serverSpanName(method, route),
       {
         kind: SpanKind.SERVER,
-        startTime: record.startedAt,
+        startTime: spanTime(record.startedAt),
         attributes: {
           [ATTR_HTTP_REQUEST_METHOD]: method,
           [ATTR_URL_PATH]: path,
@@ -158,9 +159,7 @@ export class GatewayTracer implements OnApplicationShutdown {
           [ATTR_SERVER_PORT]: port,
           [ATTR_HTTP_REQUEST_RESEND_COUNT]: tries > 1 ? tries - 1 : undefined,
         },
-        // On the monotonic clock, as its SERVER span: the SDK's own clock is Date.now() (whole
-        // milliseconds) plus an offset, and a try could seem to end after its request did.
-        startTime: performance.now(),
+        startTime: spanTime(performance.now()),
       },
       parent,
     );
@@ -181,6 +180,22 @@ export class GatewayTracer implements OnApplicationShutdown {
     ]);
     abandon.abort();
   }
+}
+
+const ORIGIN_S = Math.trunc(performance.timeOrigin / 1000);
+const ORIGIN_REST_MS = performance.timeOrigin - ORIGIN_S * 1000;
+
+/**
+ * A span time on the process's one monotonic clock, as OpenTelemetry's `[seconds, nanos]`.
+ * Every span start and end goes through it: given milliseconds, the SDK adds each span's own
+ * offset, taken from `Date.now()` in whole milliseconds when the span is made, so a CLIENT span
+ * could seem to end after its SERVER span, or a retry to start before the try it follows.
+ */
+export function spanTime(monotonicMs: number): HrTime {
+  const ms = ORIGIN_REST_MS + monotonicMs;
+  const seconds = Math.floor(ms / 1000);
+  const nanos = Math.round((ms - seconds * 1000) * 1e6);
+  return nanos >= 1e9 ? [ORIGIN_S + seconds + 1, nanos - 1e9] : [ORIGIN_S + seconds, nanos];
 }
 
 /**
@@ -213,7 +228,7 @@ export function failUpstreamTry(record: RequestRecord, failure: string): void {
   record.upstreamSpan = undefined;
   span.setAttribute(ATTR_ERROR_TYPE, failure);
   span.setStatus({ code: SpanStatusCode.ERROR, message: failure });
-  span.end(performance.now());
+  span.end(spanTime(performance.now()));
 }
 
 /**
@@ -222,7 +237,7 @@ export function failUpstreamTry(record: RequestRecord, failure: string): void {
  * error, a 4xx is not (semantic conventions for SERVER spans).
  */
 export function endServerSpan(record: RequestRecord, status: number, clientIp: string): void {
-  const now = performance.now();
+  const now = spanTime(performance.now());
   record.upstreamSpan?.end(now);
   record.upstreamSpan = undefined;
   const span = record.span as Span;
@@ -232,7 +247,5 @@ export function endServerSpan(record: RequestRecord, status: number, clientIp: s
     span.setAttribute(ATTR_ERROR_TYPE, String(status));
     span.setStatus({ code: SpanStatusCode.ERROR });
   }
-  // On the monotonic clock, as it started: without an end time, the SDK would end a span given
-  // its start time at Date.now(), whole milliseconds, before the end of its own last try.
   span.end(now);
 }
