@@ -17,7 +17,6 @@ import {
   rejectOversizedBody,
   resolveRequestId,
   sendError,
-  setRequestHeaders,
   writeSocketError,
 } from '@helix/gateway-edge';
 import {
@@ -349,8 +348,9 @@ export class GatewayPipeline {
       },
       upgrade,
     );
-    // The engines, the tracer and a retry read and write the request's own header object.
-    setRequestHeaders(req, headers);
+    // The engines, the tracer and a retry read and write the request's own header object (over
+    // HTTP/2 too: GatewayHttp2Request has a setter for it).
+    req.headers = headers;
   }
 
   /**

@@ -3,6 +3,7 @@ import { createSecureServer } from 'node:http2';
 import type { Server as TlsServer } from 'node:tls';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import type { GatewayConfig } from '@helix/gateway-config';
+import { GatewayHttp2Request } from '@helix/gateway-edge';
 import { CertificateReloader } from './certificate-reloader';
 import { secureContextOptions, type TlsPair } from './tls-certificate';
 
@@ -79,6 +80,7 @@ export class GatewayHttpAdapter extends ExpressAdapter {
         ...http1,
         ...secureContextOptions(pair),
         allowHTTP1: true,
+        Http2ServerRequest: GatewayHttp2Request,
         maxSessionMemory: MAX_SESSION_MEMORY_MB,
         maxHeaderListPairs: 2 * config.MAX_HEADERS_COUNT + PSEUDO_HEADERS,
         settings: {

@@ -1,6 +1,7 @@
 import type { RequestListener } from 'node:http';
 import type { Express } from 'express';
-import { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { Http2ServerResponse } from 'node:http2';
+import { GatewayHttp2Request } from '@helix/gateway-edge';
 
 /** What of an Express app the bridge uses: its prototypes and its `handle`, untyped by Express. */
 interface ExpressApp {
@@ -25,13 +26,13 @@ function rebase(appPrototype: object, base: object): object {
  * request's and response's prototype for its own, built on IncomingMessage and ServerResponse
  * (expressjs/express#3388), and an HTTP/2 compatibility object so swapped loses the getters
  * its fields live in. This runs Express's own `handle` on a view of the app whose prototypes
- * carry the same methods over Http2ServerRequest and Http2ServerResponse instead: the same
+ * carry the same methods over the server's GatewayHttp2Request and Http2ServerResponse instead: the same
  * router, settings and middleware, with no state switched per request.
  */
 export function http2Express(express: Express): RequestListener {
   const app = express as unknown as ExpressApp;
   const view = Object.create(app, {
-    request: { value: rebase(app.request, Http2ServerRequest.prototype) },
+    request: { value: rebase(app.request, GatewayHttp2Request.prototype) },
     response: { value: rebase(app.response, Http2ServerResponse.prototype) },
   }) as ExpressApp;
   return (req, res) => view.handle(req, res);
