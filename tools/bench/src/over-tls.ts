@@ -1,6 +1,6 @@
-// The TLS runs of `npm run bench`: the gateway with TLS_CERT_FILE and TLS_KEY_FILE, and nginx
-// with the same certificate, both in front of the demo upstream the cleartext runs use, each
-// loaded by h2load over HTTP/2 and over HTTP/1.1 on TLS.
+// The TLS runs of `npm run bench`: the gateway with TLS_CERT_FILE and TLS_KEY_FILE, the bare Node
+// proxy on Node's HTTP/2 server, and nginx, with the same certificate, all in front of the demo
+// upstream the cleartext runs use, each loaded by h2load over HTTP/2 and over HTTP/1.1 on TLS.
 import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import { join } from 'node:path';
@@ -16,9 +16,16 @@ import {
   waitForListeningUrl,
 } from './processes.ts';
 import { mean } from './stats.ts';
-import { gatewayEnvironment, HEADERS, PATH, spawnGateway, START_TIMEOUT_MS } from './targets.ts';
+import {
+  gatewayEnvironment,
+  HEADERS,
+  PATH,
+  spawnGateway,
+  START_TIMEOUT_MS,
+  startBaseline,
+} from './targets.ts';
 
-export const TLS_TARGETS = ['gateway', 'nginx'] as const;
+export const TLS_TARGETS = ['gateway', 'bare-node', 'nginx'] as const;
 export type TlsTargetName = (typeof TLS_TARGETS)[number];
 export const TLS_PROTOCOLS = ['h2', 'http/1.1'] as const satisfies readonly AlpnProtocol[];
 export type TlsProtocol = (typeof TLS_PROTOCOLS)[number];
@@ -65,12 +72,16 @@ export interface TlsFigures extends TlsTools {
     'gateway/nginx, h2': number;
     'gateway/nginx, http/1.1 over TLS': number;
     'gateway, h2 / http/1.1 over TLS': number;
+    /** What Node's own HTTP/2 server makes of the same load, against its HTTP/1.1. */
+    'bare-node, h2 / http/1.1 over TLS': number;
   };
 }
 
 const DESCRIPTIONS: Record<TlsTargetName, string> = {
   gateway:
     'the built gateway as in the cleartext runs, plus TLS_CERT_FILE and TLS_KEY_FILE: HTTP/2 and HTTP/1.1 by ALPN on its one port, HTTP2_MAX_CONCURRENT_STREAMS at its default',
+  'bare-node':
+    'bare-node-proxy.ts with TLS_CERT_FILE and TLS_KEY_FILE: http2.createSecureServer with allowHTTP1, the compatibility API as the gateway uses it, http.request with a keep-alive Agent, no header policy beyond dropping the fields HTTP/2 forbids',
   nginx:
     'nginx, one worker, listen ssl http2, proxy_pass to an upstream block with keepalive 64 (proxy_http_version 1.1, Connection ""), no access log (nginx.ts)',
 };
@@ -194,9 +205,22 @@ export async function measureOverTls(
   const dir = group.makeDir('tls');
   const certificates = makeCertificates(dir);
   const gateway = await startGatewayOverTls(group, upstreamUrl, certificates);
+  const bare = await startBaseline(
+    group,
+    'bare node proxy over TLS',
+    'bare-node-proxy.ts',
+    upstreamUrl,
+    [],
+    {
+      TLS_CERT_FILE: certificates.certFile,
+      TLS_KEY_FILE: certificates.keyFile,
+    },
+  );
   const nginx = await startNginx(group, dir, upstreamUrl, certificates);
-  await waitForEcho(nginx.service, `${nginx.url}${PATH}`, readFileSync(certificates.caFile));
-  const started = { gateway, nginx };
+  const ca = readFileSync(certificates.caFile);
+  await waitForEcho(bare.service, `${bare.url}${PATH}`, ca);
+  await waitForEcho(nginx.service, `${nginx.url}${PATH}`, ca);
+  const started = { gateway, 'bare-node': bare, nginx };
   await sleep(SETTLE_MS);
 
   const runs = Object.fromEntries(
@@ -227,7 +251,11 @@ export async function measureOverTls(
       }
     }
   }
-  await Promise.all([group.stopOne(gateway.service), group.stopOne(nginx.service)]);
+  await Promise.all([
+    group.stopOne(gateway.service),
+    group.stopOne(bare.service),
+    group.stopOne(nginx.service),
+  ]);
 
   const summaries = Object.fromEntries(
     TLS_TARGETS.map((t) => [
@@ -247,6 +275,7 @@ export async function measureOverTls(
       'gateway/nginx, h2': rps('gateway', 'h2') / rps('nginx', 'h2'),
       'gateway/nginx, http/1.1 over TLS': rps('gateway', 'http/1.1') / rps('nginx', 'http/1.1'),
       'gateway, h2 / http/1.1 over TLS': rps('gateway', 'h2') / rps('gateway', 'http/1.1'),
+      'bare-node, h2 / http/1.1 over TLS': rps('bare-node', 'h2') / rps('bare-node', 'http/1.1'),
     },
   };
 }

@@ -467,7 +467,7 @@ export function formatReport(r: BenchResults): string {
     `negotiated: ${negotiated}`,
     tlsCheck,
     `req/s ratios over TLS: ${tlsRatios}`,
-    `gateway over TLS: HTTP/2 req/s is ${twoDecimals.format(r.tls.ratios['gateway, h2 / http/1.1 over TLS'])}× its HTTP/1.1 req/s (goal ≥ 1)`,
+    `gateway over TLS: HTTP/2 req/s is ${twoDecimals.format(r.tls.ratios['gateway, h2 / http/1.1 over TLS'])}× its HTTP/1.1 req/s (goal ≥ 1); Node's own HTTP/2 server, in the bare proxy: ${twoDecimals.format(r.tls.ratios['bare-node, h2 / http/1.1 over TLS'])}×`,
     '',
     `Overload: an upstream of ${ov.upstreamWorkers} workers × ${ov.serviceTimeMs} ms, gateway capacity ${integer.format(ov.capacityPerSecond)} req/s (autocannon, controls off); open loop at ½× and 2× for ${ov.durationSeconds} s each; controls on: ${controls}`,
     overload,

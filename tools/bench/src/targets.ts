@@ -86,18 +86,22 @@ export function spawnGateway(
   );
 }
 
-/** A reference proxy from this folder, in front of `upstreamUrl`, once it listens. */
+/**
+ * A reference proxy from this folder, in front of `upstreamUrl`, once it listens; `env` adds to
+ * its environment (the bare Node proxy's TLS pair).
+ */
 export async function startBaseline(
   group: ProcessGroup,
   name: string,
   file: string,
   upstreamUrl: string,
   nodeFlags: readonly string[] = [],
+  env: Record<string, string> = {},
 ): Promise<{ service: ServiceProcess; url: string }> {
   const service = group.spawn(
     name,
     resolve(import.meta.dirname, file),
-    { UPSTREAM_URL: upstreamUrl },
+    { ...env, UPSTREAM_URL: upstreamUrl },
     ROOT,
     nodeFlags,
   );
