@@ -379,7 +379,7 @@ async function run(options: BenchOptions, group: ProcessGroup): Promise<BenchRes
   ]);
   await group.stopOne(gateway);
   say(
-    `TLS: the gateway and nginx, h2load over HTTP/2 and HTTP/1.1, ${options.rounds} round(s), ${options.duration} s per run`,
+    `TLS: the gateway, the bare Node proxy and nginx, h2load over HTTP/2 and HTTP/1.1, ${options.rounds} round(s), ${options.duration} s per run`,
   );
   const tls = await measureOverTls(group, upstreamUrl, saturationPhase(options), tlsTools, say);
   say('Overload: the gateway at half and twice its capacity, traffic controls on and off');
